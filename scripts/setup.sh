@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what dispatch needs, skipping what is already there:
+#   npm deps (node_modules), the pinned Temporal CLI, and with --test Debian's openssh-server.
+# Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. Temporal CLI: the last tag without a replace directive, so `go install` works.
+TEMPORAL_VERSION=v1.5.1
+gobin="$(go env GOPATH 2>/dev/null)/bin"
+if command -v temporal >/dev/null 2>&1; then
+  say "temporal CLI: $(command -v temporal)"
+elif [ -x "$gobin/temporal" ]; then
+  say "temporal CLI: $gobin/temporal"
+else
+  command -v go >/dev/null 2>&1 || { echo "[setup] go is needed to install the Temporal CLI (go install)"; exit 1; }
+  say "installing temporal CLI $TEMPORAL_VERSION with go install (a few minutes the first time)"
+  if ! go install "github.com/temporalio/cli/cmd/temporal@${TEMPORAL_VERSION}"; then
+    echo "[setup] go install of the Temporal CLI failed: check GOPROXY ($(go env GOPROXY)) and GOSUMDB ($(go env GOSUMDB))" >&2
+    exit 1
+  fi
+  "$gobin/temporal" --version >/dev/null
+  say "temporal CLI installed: $gobin/temporal"
+fi
+
+# 2. npm dependencies. better-sqlite3 compiles against the local Node headers when they exist.
+if [ -d /usr/include/node ] && [ -z "${npm_config_nodedir:-}" ]; then export npm_config_nodedir=/usr; fi
+if [ ! -d node_modules/@temporalio/worker ] || [ ! -d node_modules/better-sqlite3 ] \
+   || ! node -e "require('better-sqlite3')(':memory:')" >/dev/null 2>&1; then
+  say "installing npm dependencies"
+  npm install --no-audit --no-fund
+  # npm 11 skips install scripts not listed in allowScripts; make sure the native module is built.
+  node -e "require('better-sqlite3')(':memory:')" >/dev/null 2>&1 || npm rebuild better-sqlite3
+  node -e "require('better-sqlite3')(':memory:')"
+else
+  say "npm dependencies: present"
+fi
+
+# 3. sshd for the end-to-end tests (each test starts its own sshd processes on 127.0.0.1).
+if [ "$want_test" = 1 ]; then
+  if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1; then
+    say "sshd: /usr/sbin/sshd"
+  else
+    say "installing openssh-server (Debian)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client >/dev/null
+  fi
+  mkdir -p /run/sshd 2>/dev/null || true
+fi
+say "ready"

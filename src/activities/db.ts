@@ -1,0 +1,81 @@
+/**
+ * Activities on the `dispatch-db` queue: the only code that writes dispatch.db. Only the worker on
+ * the machine that holds the file polls this queue, so one process writes the database.
+ */
+import { log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { UserError } from '../common/errors';
+import type { NodeRow, ProcessIdentity, TaskSpec } from '../common/types';
+import type { AttemptOutcome, Store } from '../store/store';
+
+export interface Kicker {
+  /** Ask for an allocation pass soon (a slot freed or a task arrived). */
+  kick(): void;
+}
+
+export interface AssignmentView {
+  status: string | null;
+  node: string | null;
+  attempt: number;
+  error: string | null;
+}
+
+export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
+  const { store, allocator } = deps;
+  const view = (id: string): AssignmentView => {
+    const r = store.getTask(id);
+    return { status: r?.status ?? null, node: r?.node ?? null, attempt: r?.attempts ?? 0, error: r?.error ?? null };
+  };
+  return {
+    async registerTask(spec: TaskSpec, specHash: string, workflowId: string): Promise<AssignmentView & { created: boolean }> {
+      try {
+        const { created } = store.registerTask(spec, specHash, workflowId);
+        allocator.kick();
+        return { created, ...view(spec.id) };
+      } catch (e) {
+        if (e instanceof UserError) throw ApplicationFailure.nonRetryable(e.message, 'InvalidSubmission');
+        throw e;
+      }
+    },
+
+    async getAssignment(taskId: string): Promise<AssignmentView> {
+      allocator.kick();
+      return view(taskId);
+    },
+
+    async getNode(name: string): Promise<NodeRow> {
+      const n = store.getNode(name);
+      if (!n) throw ApplicationFailure.nonRetryable(`node ${name} does not exist`, 'UnknownNode');
+      return n;
+    },
+
+    async markRunning(identity: ProcessIdentity): Promise<{ applied: boolean; status: string | null }> {
+      const r = store.markRunning(identity);
+      return { applied: r.applied, status: r.row?.status ?? null };
+    },
+
+    async recordHeartbeat(taskId: string, attempt: number): Promise<{ applied: boolean }> {
+      return { applied: store.recordHeartbeat(taskId, attempt).applied };
+    },
+
+    async finishAttempt(taskId: string, attempt: number, outcome: AttemptOutcome, maxAttempts: number): Promise<{ applied: boolean; status: string | null; error: string | null }> {
+      const r = store.finishAttempt(taskId, attempt, outcome, maxAttempts);
+      allocator.kick();
+      if (r.applied) log.info('attempt finished', { task: taskId, attempt, status: r.status });
+      return { applied: r.applied, status: r.row?.status ?? null, error: r.row?.error ?? null };
+    },
+
+    /** attempt null: the task never launched (queued, or dispatched but not yet started). */
+    async cancelTask(taskId: string, attempt: number | null, reason: string): Promise<{ applied: boolean; status: string | null }> {
+      let r = store.cancel(taskId, attempt, reason);
+      if (!r.applied && attempt === null && r.row?.status === 'dispatched') {
+        // Dispatched but the workflow was cancelled before it launched: nothing runs, free the slot.
+        r = store.cancel(taskId, r.row.attempts, reason);
+      }
+      allocator.kick();
+      return { applied: r.applied, status: r.row?.status ?? null };
+    },
+  };
+}
+
+export type DbActivities = ReturnType<typeof createDbActivities>;

@@ -1,0 +1,133 @@
+/**
+ * Activities on the `dispatch` queue: they talk to nodes and never touch the database, so any
+ * number of workers on any machine can run them.
+ */
+import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { NodeUnreachableError } from '../common/errors';
+import type { NodeRow, ProcessIdentity } from '../common/types';
+import { isValidTaskId } from '../common/validate';
+import type { ShellPool } from '../shell/pool';
+import { killCommand, launchCommand, probeCommand } from '../shell/scripts';
+import { decideProbe, parseKillOutput, parseKv, parseWrapperStatus, type KillReport, type ProbeVerdict } from '../shell/status';
+import type { NodeShell } from '../shell/types';
+
+export interface LaunchInput {
+  node: NodeRow;
+  taskId: string;
+  attempt: number;
+  command: string;
+  specBody: string | null;
+}
+
+export interface SuperviseInput {
+  node: NodeRow;
+  identity: ProcessIdentity;
+  /** Heartbeat timeout in seconds; the activity heartbeats at least 4 times per timeout. */
+  leaseS: number;
+  /** Return "running" after this many seconds so the workflow can record last_heartbeat. */
+  sliceS: number;
+}
+
+export type SuperviseResult = ProbeVerdict;
+
+export interface KillInput {
+  node: NodeRow;
+  identity: ProcessIdentity;
+  graceS: number;
+}
+
+const PROBE_TIMEOUT_MS = 15_000;
+
+export function attemptDir(node: NodeRow, taskId: string, attempt: number): string {
+  if (!isValidTaskId(taskId) || !Number.isSafeInteger(attempt) || attempt < 1) throw new Error('invalid task id or attempt');
+  const base = (node.work_dir ?? '.dispatch/runs').replace(/\/+$/, '');
+  return `${base}/${taskId}/attempt-${attempt}`;
+}
+
+function nodeFailure(e: unknown): never {
+  if (e instanceof NodeUnreachableError) throw ApplicationFailure.retryable(e.message, 'NodeUnreachable');
+  throw e;
+}
+
+export function createNodeActivities(deps: { pool: ShellPool }) {
+  const shellOf = (node: NodeRow): NodeShell => deps.pool.get(node);
+
+  async function probe(node: NodeRow, id: ProcessIdentity): Promise<ProbeVerdict> {
+    const r = await shellOf(node).exec(probeCommand(id), { timeoutMs: PROBE_TIMEOUT_MS });
+    return decideProbe(r.stdout);
+  }
+
+  return {
+    /** Starts the attempt's wrapper, or reports the copy an earlier try of this activity started. */
+    async launch(input: LaunchInput): Promise<ProcessIdentity> {
+      const dir = attemptDir(input.node, input.taskId, input.attempt);
+      const cmd = launchCommand(dir, input.taskId, input.attempt, input.command, input.specBody !== null);
+      let out;
+      try {
+        out = await shellOf(input.node).exec(cmd, { stdin: input.specBody ?? '', timeoutMs: 30_000 });
+      } catch (e) {
+        nodeFailure(e);
+      }
+      const kv = parseKv(out.stdout);
+      if (kv.has('error') || out.code !== 0) {
+        throw ApplicationFailure.nonRetryable(`launch on ${input.node.name} failed: ${kv.get('error') ?? out.stderr.trim().slice(0, 500)}`, 'LaunchFailed');
+      }
+      const st = parseWrapperStatus(kv.get('status') ?? '');
+      if (!st) throw ApplicationFailure.nonRetryable(`launch on ${input.node.name}: unreadable status.json`, 'LaunchFailed');
+      log.info('launched', { task: input.taskId, attempt: input.attempt, node: input.node.name, pid: st.pid, reused: out.stdout.startsWith('existing') });
+      return { node: input.node.name, pid: st.pid, starttime: st.starttime, bootId: st.bootId, dir, taskId: input.taskId, attempt: input.attempt };
+    },
+
+    /**
+     * Watches one process for up to sliceS seconds. Heartbeats early and often with the identity as
+     * details; a retry after a worker died re-attaches to the same process (it is in the input).
+     */
+    async supervise(input: SuperviseInput): Promise<SuperviseResult> {
+      const ctx = Context.current();
+      // Poll fast at first (short tasks end quickly), then every lease/4: never slower than the heartbeat needs.
+      const maxTickMs = Math.max(200, Math.floor((input.leaseS * 1000) / 4));
+      let tickMs = 200;
+      const until = Date.now() + input.sliceS * 1000;
+      const details = { identity: input.identity, reattached: ctx.info.attempt > 1 };
+      ctx.heartbeat(details);
+      let unreachableSince: number | null = null;
+      for (;;) {
+        try {
+          const v = await probe(input.node, input.identity);
+          unreachableSince = null;
+          if (v.state !== 'running') return v;
+        } catch (e) {
+          if (e instanceof CancelledFailure) throw e;
+          // The watcher is alive even when the node is not; the node probe decides about the node.
+          unreachableSince ??= Date.now();
+          log.warn('probe failed', { task: input.identity.taskId, error: (e as Error).message });
+        }
+        ctx.heartbeat({ ...details, unreachableSince });
+        if (Date.now() >= until) return { state: 'running' };
+        await ctx.sleep(Math.min(tickMs, Math.max(0, until - Date.now())));
+        tickMs = Math.min(maxTickMs, tickMs * 2);
+      }
+    },
+
+    /** The checked kill: TERM, grace, KILL, verify; the identity is re-checked before each signal. */
+    async kill(input: KillInput): Promise<KillReport> {
+      const id = input.identity;
+      let out;
+      try {
+        out = await shellOf(input.node).exec(killCommand(id.bootId, input.graceS, [{ pid: id.pid, starttime: id.starttime }]), {
+          timeoutMs: (input.graceS + 20) * 1000,
+        });
+      } catch (e) {
+        nodeFailure(e);
+      }
+      const rep = parseKillOutput(out.stdout).find((r) => r.pid === id.pid);
+      if (!rep) throw ApplicationFailure.retryable(`kill on ${input.node.name} printed no result: ${out.stderr.slice(0, 300)}`, 'KillFailed');
+      if (rep.outcome === 'still-alive') throw ApplicationFailure.retryable(`pid ${id.pid} on ${input.node.name} survived SIGKILL`, 'KillFailed');
+      log.info('kill', { task: id.taskId, attempt: id.attempt, node: input.node.name, pid: id.pid, outcome: rep.outcome });
+      return rep;
+    },
+  };
+}
+
+export type NodeActivities = ReturnType<typeof createNodeActivities>;

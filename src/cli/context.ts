@@ -1,0 +1,72 @@
+/** Global options shared by every command, resolved once. */
+import { Client, Connection } from '@temporalio/client';
+import path from 'node:path';
+import { UserError } from '../common/errors';
+import { loadConfig, type DispatchConfig } from '../config/config';
+import { Store } from '../store/store';
+
+export interface GlobalOptions {
+  db?: string;
+  config?: string;
+  address?: string;
+  namespace?: string;
+}
+
+export interface Ctx {
+  dbPath: string;
+  configPath: string | undefined;
+  address: string;
+  namespace: string;
+  config(): DispatchConfig;
+  /** Opens the store read-write (creating/migrating it). */
+  store(): Store;
+  /** Opens an existing store read-only, for reports. */
+  readStore(): Store;
+  client(): Promise<Client>;
+  close(): Promise<void>;
+}
+
+export function makeCtx(g: GlobalOptions): Ctx {
+  const dbPath = path.resolve(g.db ?? process.env.DISPATCH_DB ?? 'dispatch.db');
+  const address = g.address ?? process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
+  const namespace = g.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+  let cfg: DispatchConfig | null = null;
+  const stores: Store[] = [];
+  let conn: Connection | null = null;
+  let client: Client | null = null;
+  return {
+    dbPath,
+    configPath: g.config,
+    address,
+    namespace,
+    config() {
+      cfg ??= loadConfig(g.config);
+      return cfg;
+    },
+    store() {
+      const s = new Store(dbPath);
+      stores.push(s);
+      return s;
+    },
+    readStore() {
+      const s = new Store(dbPath, { mustExist: true, readonly: true });
+      stores.push(s);
+      return s;
+    },
+    async client() {
+      if (client) return client;
+      try {
+        conn = await Connection.connect({ address, connectTimeout: 5000 });
+        await conn.workflowService.getSystemInfo({});
+      } catch (e) {
+        throw new UserError(`cannot reach Temporal at ${address} (${(e as Error).message.split('\n')[0]}): start it with \`dispatch dev\`, or pass --address / TEMPORAL_ADDRESS`);
+      }
+      client = new Client({ connection: conn, namespace });
+      return client;
+    },
+    async close() {
+      for (const s of stores) s.close();
+      await conn?.close().catch(() => undefined);
+    },
+  };
+}

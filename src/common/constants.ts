@@ -1,0 +1,48 @@
+/** Names and defaults shared by the workflow sandbox, activities, workers and the CLI. Pure: no I/O. */
+
+export const TASK_QUEUE = 'dispatch' as const;
+export const DB_TASK_QUEUE = 'dispatch-db' as const;
+export const ALL_QUEUES = [TASK_QUEUE, DB_TASK_QUEUE] as const;
+
+/** Task row statuses. Final ones are never changed by the system once reached. */
+export const TaskStatus = {
+  queued: 'queued',
+  dispatched: 'dispatched',
+  running: 'running',
+  completed: 'completed',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  blocked: 'blocked',
+} as const;
+export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];
+export const FINAL_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled', 'blocked'];
+export const ACTIVE_STATUSES: readonly TaskStatus[] = ['dispatched', 'running'];
+
+export const NodeStatus = { online: 'online', drained: 'drained', offline: 'offline' } as const;
+export type NodeStatus = (typeof NodeStatus)[keyof typeof NodeStatus];
+
+/** Heartbeat timeout of the supervising activity, seconds (env TASK_LEASE_S). */
+export const LEASE_S_DEFAULT = 30;
+/** Attempts in total before a task fails for good (env TASK_MAX_REQUEUE). */
+export const MAX_REQUEUE_DEFAULT = 3;
+/** Heartbeat age after which a running row is stale (env TASK_STALE_S). */
+export const STALE_S_DEFAULT = 900;
+/** Rows handled per reaper batch (env TASK_REAP_BATCH). */
+export const REAP_BATCH_DEFAULT = 200;
+/** Default per-task runtime cap, seconds. */
+export const MAX_RUNTIME_S_DEFAULT = 2 * 3600;
+/** Grace between SIGTERM and SIGKILL, seconds. */
+export const KILL_GRACE_S_DEFAULT = 10;
+/** How often the row's last_heartbeat is refreshed, seconds (the throttle). */
+export const HEARTBEAT_RECORD_S_DEFAULT = 60;
+
+export const SEARCH_ATTRIBUTES = {
+  project: 'TaskProject',
+  node: 'TaskNode',
+  status: 'TaskStatus',
+  priority: 'TaskPriority',
+} as const;
+
+export function taskWorkflowId(taskId: string): string {
+  return `task-${taskId}`;
+}

@@ -1,0 +1,100 @@
+/**
+ * The dispatch worker process: workflows and node activities on `dispatch`, database activities
+ * (plus the allocator) on `dispatch-db`. Only the machine holding dispatch.db runs `dispatch-db`.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { createDbActivities } from '../activities/db';
+import { createNodeActivities } from '../activities/node';
+import { ALL_QUEUES, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
+import { UserError } from '../common/errors';
+import type { DispatchConfig } from '../config/config';
+import { ShellPool } from '../shell/pool';
+import { Store } from '../store/store';
+import { Allocator } from './allocator';
+
+export interface WorkerRunOptions {
+  address: string;
+  namespace: string;
+  dbPath: string;
+  config: DispatchConfig;
+  queues: string[];
+  /** Resolves when the workers are polling. */
+  onReady?: () => void;
+  log?: (line: string) => void;
+}
+
+export function parseQueues(value: string | undefined): string[] {
+  if (!value) return [...ALL_QUEUES];
+  const qs = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const q of qs) {
+    if (!(ALL_QUEUES as readonly string[]).includes(q)) throw new UserError(`unknown queue ${JSON.stringify(q)}: choose from ${ALL_QUEUES.join(', ')}`);
+  }
+  if (qs.length === 0) throw new UserError('--queues needs at least one queue');
+  return [...new Set(qs)];
+}
+
+/** The prebuilt workflow bundle (npm run build), or the source path as a fallback. */
+function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const bundle = path.resolve(__dirname, '../../workflow-bundle.js');
+  if (existsSync(bundle)) return { workflowBundle: { codePath: bundle } };
+  return { workflowsPath: require.resolve('../workflows') };
+}
+
+export async function runWorker(opts: WorkerRunOptions): Promise<void> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const connection = await NativeConnection.connect({ address: opts.address }).catch((e: Error) => {
+    throw new UserError(`cannot reach Temporal at ${opts.address}: ${e.message}`);
+  });
+  const clientConnection = await Connection.connect({ address: opts.address });
+  const client = new Client({ connection: clientConnection, namespace: opts.namespace });
+  const pool = new ShellPool();
+  const workers: Worker[] = [];
+  let store: Store | null = null;
+  let allocator: Allocator | null = null;
+  const throttle = Math.max(200, Math.floor(opts.config.lease_s * 250)); // ms: 4 heartbeats per timeout
+  try {
+    if (opts.queues.includes(TASK_QUEUE)) {
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: opts.namespace,
+          taskQueue: TASK_QUEUE,
+          ...workflowSource(),
+          activities: createNodeActivities({ pool }),
+          // Supervising activities are long and mostly idle: one per running task.
+          maxConcurrentActivityTaskExecutions: 5000,
+          maxHeartbeatThrottleInterval: throttle,
+          defaultHeartbeatThrottleInterval: throttle,
+          shutdownGraceTime: '3s',
+        }),
+      );
+    }
+    if (opts.queues.includes(DB_TASK_QUEUE)) {
+      store = new Store(opts.dbPath);
+      allocator = new Allocator(store, client);
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: opts.namespace,
+          taskQueue: DB_TASK_QUEUE,
+          activities: createDbActivities({ store, allocator }),
+          maxConcurrentActivityTaskExecutions: 64,
+          shutdownGraceTime: '3s',
+        }),
+      );
+      allocator.start();
+    }
+    log(`dispatch worker polling ${opts.queues.join(', ')} on ${opts.address} (namespace ${opts.namespace}${store ? `, db ${opts.dbPath}` : ''})`);
+    opts.onReady?.();
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    allocator?.stop();
+    pool.closeAll();
+    store?.close();
+    await clientConnection.close().catch(() => undefined);
+    await connection.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * taskWorkflow: owns one task from submission to a final state. Sandboxed: no I/O, only activities.
+ * The row is the book; the workflow is the owner. Each attempt: wait for a slot, launch (idempotent),
+ * supervise in slices with a heartbeat timeout (the lease), and a second clock for max_runtime.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { DbActivities } from '../activities/db';
+import type { NodeActivities, SuperviseResult } from '../activities/node';
+import { DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
+import { TaskNodeKey, TaskStatusKey } from '../common/search-attributes';
+import type { Assignment, NodeRow, ProcessIdentity, TaskWorkflowInput } from '../common/types';
+
+export interface TaskState {
+  taskId: string;
+  status: string;
+  attempt: number;
+  node: string | null;
+  identity: ProcessIdentity | null;
+  error: string | null;
+  command: string;
+}
+
+/** Carried over continueAsNew while an attempt is running. */
+export interface TaskResume {
+  attempt: number;
+  node: NodeRow;
+  identity: ProcessIdentity;
+  launchedAtMs: number;
+}
+
+export const assignedSignal = defineSignal<[Assignment]>('assigned');
+export const blockedSignal = defineSignal<[{ reason: string }]>('blocked');
+/** Sent by `dispatch cancel --reason` just before the cancel request. */
+export const cancelReasonSignal = defineSignal<[string]>('cancelReason');
+export const stateQuery = defineQuery<TaskState>('state');
+
+const db = proxyActivities<DbActivities>({
+  taskQueue: DB_TASK_QUEUE,
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s', backoffCoefficient: 2 },
+});
+
+/** Waiting for a slot: a signal normally arrives within a second; this is the fallback poll. */
+const ASSIGNMENT_POLL = '15s';
+/** History length after which a long supervision continues as new. */
+const HISTORY_LIMIT = 8000;
+
+export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume): Promise<TaskState> {
+  const { spec, options } = input;
+  const launchAct = proxyActivities<NodeActivities>({
+    taskQueue: TASK_QUEUE,
+    startToCloseTimeout: '1m',
+    scheduleToCloseTimeout: '5m',
+    retry: { initialInterval: '1s', maximumInterval: '15s' },
+  }).launch;
+  const killAct = proxyActivities<NodeActivities>({
+    taskQueue: TASK_QUEUE,
+    startToCloseTimeout: `${options.killGraceS + 60}s`,
+    scheduleToCloseTimeout: '10m',
+    retry: { initialInterval: '1s', maximumInterval: '20s' },
+  }).kill;
+  const superviseAct = proxyActivities<NodeActivities>({
+    taskQueue: TASK_QUEUE,
+    startToCloseTimeout: `${options.heartbeatRecordS + options.leaseS * 4}s`,
+    heartbeatTimeout: `${options.leaseS}s`,
+    cancellationType: 'TRY_CANCEL',
+    retry: { initialInterval: '200ms', maximumInterval: '2s', backoffCoefficient: 2 },
+  }).supervise;
+
+  const state: TaskState = {
+    taskId: spec.id,
+    status: 'queued',
+    attempt: resume?.attempt ?? 0,
+    node: resume?.node.name ?? null,
+    identity: resume?.identity ?? null,
+    error: null,
+    command: spec.command,
+  };
+  let assignment: Assignment | null = null;
+  let blocked: string | null = null;
+  let cancelReason = 'cancelled by operator (workflow cancel request)';
+  setHandler(stateQuery, () => state);
+  setHandler(assignedSignal, (a) => {
+    if (a.taskId === spec.id && a.attempt > state.attempt) assignment = a;
+  });
+  setHandler(blockedSignal, ({ reason }) => {
+    blocked = reason;
+  });
+  setHandler(cancelReasonSignal, (r) => {
+    if (typeof r === 'string' && r.trim()) cancelReason = `cancelled: ${r.slice(0, 500)}`;
+  });
+
+  const setStatus = (status: string, node?: string | null): void => {
+    state.status = status;
+    const pairs: Parameters<typeof upsertSearchAttributes>[0] = [{ key: TaskStatusKey, value: status }];
+    if (node !== undefined) {
+      state.node = node;
+      pairs.push({ key: TaskNodeKey, value: node ?? '' });
+    }
+    upsertSearchAttributes(pairs);
+  };
+
+  let node: NodeRow | null = resume?.node ?? null;
+  let launchedAtMs = resume?.launchedAtMs ?? 0;
+
+  try {
+    if (!resume) {
+      const reg = await db.registerTask(spec, input.specHash, workflowInfo().workflowId);
+      if (reg.status !== 'queued') {
+        // Resubmission of a finished task: report the row as it is.
+        state.status = reg.status ?? 'unknown';
+        state.error = reg.error;
+        return state;
+      }
+    }
+    for (;;) {
+      if (!state.identity) {
+        // ---- wait for a slot ----
+        setStatus('queued', null);
+        while (!assignment && !blocked) {
+          if (await condition(() => assignment !== null || blocked !== null, ASSIGNMENT_POLL)) break;
+          const v = await db.getAssignment(spec.id);
+          if (v.status === 'dispatched' && v.node && v.attempt > state.attempt) {
+            assignment = { taskId: spec.id, node: v.node, attempt: v.attempt };
+          } else if (v.status === 'blocked') {
+            blocked = v.error ?? 'blocked';
+          } else if (v.status !== 'queued') {
+            state.status = v.status ?? 'unknown';
+            state.error = `row changed outside the workflow: ${v.status}`;
+            throw ApplicationFailure.nonRetryable(state.error, 'RowChanged');
+          }
+        }
+        if (blocked) {
+          state.error = blocked;
+          setStatus('blocked');
+          throw ApplicationFailure.nonRetryable(blocked, 'TaskBlocked');
+        }
+        const a: Assignment = assignment!;
+        assignment = null;
+        state.attempt = a.attempt;
+        setStatus('dispatched', a.node);
+        node = await db.getNode(a.node);
+
+        // ---- launch: not cancellable, so a cancel during launch still learns whom to kill ----
+        const theNode: NodeRow = node;
+        try {
+          state.identity = await CancellationScope.nonCancellable(() =>
+            launchAct({ node: theNode, taskId: spec.id, attempt: a.attempt, command: spec.command, specBody: spec.specBody }),
+          );
+        } catch (e) {
+          if (isCancellation(e)) throw e;
+          const detail = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+          const fin = await db.finishAttempt(spec.id, a.attempt, { kind: 'launch-failed', detail }, options.maxAttempts);
+          if (fin.status === 'queued') continue;
+          state.error = fin.error ?? detail;
+          setStatus(fin.status ?? 'failed');
+          throw ApplicationFailure.nonRetryable(state.error, 'LaunchFailed');
+        }
+        launchedAtMs = Date.now();
+        const mr = await db.markRunning(state.identity);
+        if (!mr.applied) {
+          // The row moved on (reaped or cancelled) while we launched: this copy must not run.
+          await CancellationScope.nonCancellable(() => killAct({ node: theNode, identity: state.identity!, graceS: options.killGraceS }));
+          state.status = mr.status ?? 'unknown';
+          state.error = 'row changed during launch; the launched process was killed';
+          throw ApplicationFailure.nonRetryable(state.error, 'RowChanged');
+        }
+        setStatus('running', a.node);
+      }
+
+      // ---- supervise in slices, racing the runtime cap ----
+      const identity: ProcessIdentity = state.identity!;
+      const theNode: NodeRow = node!;
+      let verdict: SuperviseResult | 'deadline' = { state: 'running' };
+      while (verdict !== 'deadline' && verdict.state === 'running') {
+        if (workflowInfo().historyLength > HISTORY_LIMIT) {
+          await continueAsNew<typeof taskWorkflow>(input, { attempt: state.attempt, node: theNode, identity, launchedAtMs });
+        }
+        const remainingMs = launchedAtMs + spec.maxRuntimeS * 1000 - Date.now();
+        if (remainingMs <= 0) {
+          verdict = 'deadline';
+          break;
+        }
+        const sliceScope = new CancellationScope();
+        const timerScope = new CancellationScope();
+        const slice = sliceScope.run(() => superviseAct({ node: theNode, identity, leaseS: options.leaseS, sliceS: options.heartbeatRecordS }));
+        const timer = timerScope.run(() => sleep(remainingMs));
+        slice.catch(() => undefined);
+        timer.catch(() => undefined);
+        const first = await Promise.race([slice.then((r) => ({ r })), timer.then(() => 'deadline' as const)]);
+        if (first === 'deadline') {
+          sliceScope.cancel();
+          verdict = 'deadline';
+        } else {
+          timerScope.cancel();
+          verdict = first.r;
+          if (verdict.state === 'running') await db.recordHeartbeat(spec.id, state.attempt);
+        }
+      }
+
+      let outcome;
+      if (verdict === 'deadline') {
+        await CancellationScope.nonCancellable(() => killAct({ node: theNode, identity, graceS: options.killGraceS }));
+        outcome = { kind: 'runtime-exceeded' as const, maxRuntimeS: spec.maxRuntimeS };
+      } else if (verdict.state === 'exited') {
+        outcome = { kind: 'exited' as const, exitCode: verdict.exitCode };
+      } else {
+        outcome = { kind: 'vanished' as const, detail: verdict.detail };
+      }
+      const fin = await db.finishAttempt(spec.id, state.attempt, outcome, options.maxAttempts);
+      state.identity = null;
+      if (!fin.applied) {
+        state.status = fin.status ?? 'unknown';
+        state.error = `attempt ${state.attempt} result refused: row is ${fin.status}`;
+        throw ApplicationFailure.nonRetryable(state.error, 'RowChanged');
+      }
+      if (fin.status === 'queued') continue;
+      state.error = fin.error;
+      setStatus(fin.status ?? 'unknown');
+      if (fin.status === 'completed') return state;
+      throw ApplicationFailure.nonRetryable(fin.error ?? 'task failed', 'TaskFailed');
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    // ---- cancelled: kill what runs, then book it; neither step may itself be cancelled ----
+    await CancellationScope.nonCancellable(async () => {
+      const id = state.identity;
+      if (id && node) {
+        const rep = await killAct({ node, identity: id, graceS: options.killGraceS });
+        state.error = `${cancelReason} (kill: ${rep.outcome})`;
+      } else {
+        state.error = cancelReason;
+      }
+      const r = await db.cancelTask(spec.id, id ? state.attempt : null, state.error);
+      state.identity = null;
+      setStatus(r.applied ? 'cancelled' : r.status ?? 'unknown');
+    });
+    throw err;
+  }
+}
