@@ -14,12 +14,23 @@ import { makeCtx, type Ctx, type GlobalOptions } from './context';
 import { printJson, table } from './format';
 import { specsFromArgs, submitOne, type SubmitFlags } from './submit';
 import { Store } from '../store/store';
+import { sweepInProcess, sweepOptions, type SweepOverrides } from '../activities/reaper';
+import type { SweepReport } from '../reaper/sweep';
+import { ShellPool } from '../shell/pool';
+import { applySchedules, controlSchedule, listSchedules } from '../schedules/schedules';
+import { TASK_QUEUE } from '../common/constants';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, unavailable: 3 } as const;
 
 function positiveInt(name: string, v: string, min = 0): number {
   if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > 100000) throw new UserError(`${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+function positiveNumber(name: string, v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(n > 0)) throw new UserError(`${name} must be a positive number, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 function taskJson(t: ReturnType<Store['listTasks']>[number]) {
@@ -263,6 +274,94 @@ export function buildProgram(run: (fn: (ctx: Ctx) => Promise<number | void>) => 
         });
       }),
     );
+  program
+    .command('reap')
+    .description('run one ghost sweep now (through Temporal, or --direct in this process) and print the report')
+    .option('--dry-run', 'change nothing, kill nothing; list what would be done')
+    .option('--ids <ids>', 'only these task ids (comma-separated)')
+    .option('--project <p>', 'only this project')
+    .option('--stale-minutes <n>', 'heartbeat age that makes a running task stale (default TASK_STALE_S)')
+    .option('--threshold-hours <h>', 'running longer than this is overtime (default threshold_hours)')
+    .option('--max-attempts <n>', 'requeue only while attempts are below this (default TASK_MAX_REQUEUE)')
+    .option('--action <a>', 'fail or requeue (default ghost_action)')
+    .option('--direct', 'run the sweep in this process without Temporal (when the server is down)')
+    .option('--json', 'print exactly the report object')
+    .action((o: { dryRun?: boolean; ids?: string; project?: string; staleMinutes?: string; thresholdHours?: string; maxAttempts?: string; action?: string; direct?: boolean; json?: boolean }) =>
+      run(async (ctx) => {
+        const ov: SweepOverrides = { dryRun: o.dryRun === true };
+        if (o.ids) ov.ids = o.ids.split(',').map((x) => assertTaskId(x.trim()));
+        if (o.project) ov.project = o.project;
+        if (o.staleMinutes !== undefined) ov.staleS = positiveNumber('--stale-minutes', o.staleMinutes) * 60;
+        if (o.thresholdHours !== undefined) ov.thresholdHours = positiveNumber('--threshold-hours', o.thresholdHours);
+        if (o.maxAttempts !== undefined) ov.maxAttempts = positiveInt('--max-attempts', o.maxAttempts, 1);
+        if (o.action !== undefined) {
+          if (o.action !== 'fail' && o.action !== 'requeue') throw new UserError('--action must be fail or requeue');
+          ov.action = o.action;
+        }
+        const cfg = ctx.config();
+        let report: SweepReport;
+        if (o.direct) {
+          const store = ctx.store();
+          const pool = new ShellPool();
+          try {
+            report = await sweepInProcess({ store, pool, client: null, config: cfg }, sweepOptions(cfg, ov));
+          } finally {
+            pool.closeAll();
+          }
+        } else {
+          const client = await ctx.client();
+          report = await client.workflow.execute('reaperWorkflow', {
+            taskQueue: TASK_QUEUE,
+            workflowId: `dispatch-reap-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+            args: [{ overrides: ov }],
+            workflowExecutionTimeout: '30m',
+          });
+        }
+        if (o.json) {
+          const { ghosts_found, cleaned, skipped, drift_fixed, dry_run, timestamp } = report;
+          return printJson({ ghosts_found, cleaned, skipped, drift_fixed, dry_run, timestamp, ghosts: report.ghosts, requeued: report.requeued, locks_released: report.locks_released });
+        }
+        console.log(`${report.dry_run ? 'DRY RUN: nothing changed. ' : ''}${report.ghosts_found} ghosts, ${report.cleaned.length} cleaned, ${report.skipped.length} skipped, ${report.drift_fixed.length} slot counts fixed, ${report.locks_released} locks released`);
+        if (report.ghosts.length) console.log(table(report.ghosts.map((g) => ({ ...g, kill: report.dry_run ? `would: ${g.kill}` : g.kill })), ['id', 'rule', 'node', 'pid', 'kill', 'action', 'note']));
+        for (const s of report.skipped) console.log(`skipped ${s.id}: ${s.reason}`);
+        for (const d of report.drift_fixed) console.log(`${report.dry_run ? 'would fix' : 'fixed'} ${d.node}: running_count ${d.running_count_was} -> ${d.running_count_now}`);
+      }),
+    );
+
+  const sched = program.command('schedules').description('the periodic sweeps as Temporal Schedules');
+  sched
+    .command('apply')
+    .description('create or update the schedules from the config (idempotent)')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) =>
+      run(async (ctx) => {
+        const res = await applySchedules(await ctx.client(), ctx.config());
+        if (o.json) return printJson(res);
+        for (const r of res) console.log(`${r.id}: ${r.outcome}${r.everyS ? ` (every ${r.everyS}s)` : ''}`);
+      }),
+    );
+  sched
+    .command('list')
+    .description('list the dispatch schedules')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) =>
+      run(async (ctx) => {
+        const rows = await listSchedules(await ctx.client());
+        if (o.json) return printJson(rows);
+        console.log(rows.length ? table(rows, ['id', 'every', 'paused', 'recent', 'next']) : 'no schedules: run `dispatch schedules apply`');
+      }),
+    );
+  for (const op of ['pause', 'unpause', 'trigger'] as const) {
+    sched
+      .command(`${op} <name>`)
+      .description(`${op} a schedule (dispatch-reaper, dispatch-node-probe, dispatch-guardian, dispatch-factory)`)
+      .action((name: string) =>
+        run(async (ctx) => {
+          await controlSchedule(await ctx.client(), name, op);
+          console.log(`${name}: ${op}${op === 'trigger' ? 'ed' : 'd'}`);
+        }),
+      );
+  }
   void Option;
   return program;
 }

@@ -69,6 +69,7 @@ export interface TaskRow {
   modifies: string | null;
   command: string | null;
   spec_hash: string | null;
+  executor: string | null;
   max_runtime_s: number | null;
   pin_node: string | null;
   proc_starttime: string | null;

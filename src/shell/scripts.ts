@@ -66,68 +66,133 @@ if [ -s "$dir/status.json" ]; then printf 'status='; head -c 4096 "$dir/status.j
 const KILL = `
 boot=$1; grace=$2; shift 2
 read -r cur < /proc/sys/kernel/random/boot_id
-# ours PID START: 0 = the leader is ours (alive or zombie), 1 = gone, 2 = another process has the pid
+# ours PID START: 0 = the process is ours (alive or zombie; sets pg to its group), 1 = gone, 2 = another process has the pid
 ours() {
   want=$2
   [ "$cur" = "$boot" ] || return 2
   if read -r s 2>/dev/null < /proc/$1/stat; then
     r=\${s##*') '}; set -- $r
+    pg=$3
     [ "\${20}" = "$want" ] && return 0
     return 2
   fi
   return 1
 }
-# live_groups: the process groups that have at least one non-zombie member, as " g1 g2 ... "
-live_groups() {
-  lg=" "
+# scan: live process groups " g1 g2 " and live processes " pid:start " (zombies do not count)
+scan() {
+  lg=" "; lp=" "
   for f in /proc/[0-9]*/stat; do
     read -r s 2>/dev/null < "$f" || continue
+    p=\${f#/proc/}; p=\${p%/stat}
     r=\${s##*') '}; set -- $r
-    [ "$1" = Z ] || lg="$lg$3 "
+    [ "$1" = Z ] && continue
+    lg="$lg$3 "; lp="$lp$p:\${20} "
   done
 }
-has_group() { case "$lg" in *" $1 "*) return 0;; esac; return 1; }
-live_groups
-pids=""
+# alive T: T is pid:start:mode; mode g = the whole process group led by pid, p = that process only
+alive() {
+  t=$1; id=\${t%%:*}; rest=\${t#*:}; st=\${rest%%:*}; mode=\${rest#*:}
+  if [ "$mode" = g ]; then case "$lg" in *" $id "*) return 0;; esac
+  else case "$lp" in *" $id:$st "*) return 0;; esac; fi
+  return 1
+}
+signal() {
+  t=$1; id=\${t%%:*}; mode=\${t##*:}
+  if [ "$mode" = g ]; then kill -$2 -"$id" 2>/dev/null; else kill -$2 "$id" 2>/dev/null; fi
+}
+scan
+ts=""
 while [ $# -ge 2 ]; do
   pid=$1; start=$2; shift 2
+  if [ "$cur" != "$boot" ]; then echo "result $pid rebooted"; continue; fi
+  pg=""
   ours "$pid" "$start"; rc=$?
   if [ $rc -eq 2 ]; then echo "result $pid not-ours"; continue; fi
-  if [ $rc -eq 1 ] && ! has_group "$pid"; then echo "result $pid already-gone"; continue; fi
-  kill -TERM -"$pid" 2>/dev/null
-  pids="$pids $pid:$start"
+  # A leader that is gone may leave its group behind; the pid cannot be reused while the group lives.
+  if [ $rc -eq 1 ]; then mode=g; elif [ "$pg" = "$pid" ]; then mode=g; else mode=p; fi
+  t="$pid:$start:$mode"
+  if ! alive "$t"; then echo "result $pid already-gone"; continue; fi
+  signal "$t" TERM
+  ts="$ts $t"
 done
-[ -n "$pids" ] || exit 0
+[ -n "$ts" ] || exit 0
 i=0; n=$((grace*10))
 while :; do
-  live_groups; left=""
-  for ps in $pids; do
-    if has_group "\${ps%%:*}"; then left="$left $ps"; else echo "result \${ps%%:*} killed-term"; fi
+  scan; left=""
+  for t in $ts; do
+    if alive "$t"; then left="$left $t"; else echo "result \${t%%:*} killed-term"; fi
   done
-  pids=$left
-  [ -n "$pids" ] && [ $i -lt $n ] || break
+  ts=$left
+  [ -n "$ts" ] && [ $i -lt $n ] || break
   sleep 0.1; i=$((i+1))
 done
-[ -n "$pids" ] || exit 0
+[ -n "$ts" ] || exit 0
 kl=""
-for ps in $pids; do
-  pid=\${ps%%:*}
-  ours "$pid" "\${ps#*:}"
-  if [ $? -eq 2 ]; then echo "result $pid not-ours-at-kill"; else kill -KILL -"$pid" 2>/dev/null; kl="$kl $ps"; fi
+for t in $ts; do
+  pid=\${t%%:*}; rest=\${t#*:}
+  ours "$pid" "\${rest%%:*}"
+  if [ $? -eq 2 ]; then echo "result $pid not-ours-at-kill"; else signal "$t" KILL; kl="$kl $t"; fi
 done
-pids=$kl
-[ -n "$pids" ] || exit 0
+ts=$kl
+[ -n "$ts" ] || exit 0
 j=0
 while :; do
-  live_groups; left=""
-  for ps in $pids; do has_group "\${ps%%:*}" && left="$left $ps"; done
+  scan; left=""
+  for t in $ts; do alive "$t" && left="$left $t"; done
   [ -n "$left" ] && [ $j -lt 50 ] || break
   sleep 0.1; j=$((j+1))
 done
-for ps in $pids; do
-  if has_group "\${ps%%:*}"; then echo "result \${ps%%:*} still-alive"; else echo "result \${ps%%:*} killed-kill"; fi
+for t in $ts; do
+  if alive "$t"; then echo "result \${t%%:*} still-alive"; else echo "result \${t%%:*} killed-kill"; fi
 done
 `;
+
+/**
+ * Legacy rows recorded only a pid. For each pid print "ident <pid> <state> <starttime> <cmdline b64>
+ * <DISPATCH_TASK value>" (or "ident <pid> gone") so the caller can check that the process names the
+ * task before anything is signalled.
+ */
+const IDENTIFY = `
+for pid in "$@"; do
+  if read -r s 2>/dev/null < /proc/$pid/stat; then
+    r=\${s##*') '}; set -- $r
+    st=$1; start=\${20}
+    cl=$(base64 -w0 2>/dev/null < /proc/$pid/cmdline)
+    tk=$(tr '\\0' '\\n' 2>/dev/null < /proc/$pid/environ | sed -n 's/^DISPATCH_TASK=//p' | head -n 1)
+    echo "ident $pid $st $start \${cl:--} \${tk:--}"
+  else
+    echo "ident $pid gone"
+  fi
+done
+`;
+
+/** Lists the processes launched by dispatch on a node: "proc <pid> <state> <pgrp> <starttime> <task> <attempt>". */
+const LIST_TASK_PROCS = `
+for f in /proc/[0-9]*/environ; do
+  pid=\${f#/proc/}; pid=\${pid%/environ}
+  tk=""; at=""
+  eval "$(tr '\\0' '\\n' 2>/dev/null < "$f" | sed -n -e 's/^DISPATCH_TASK=\\([A-Za-z0-9._-]*\\)$/tk=\\1/p' -e 's/^DISPATCH_ATTEMPT=\\([0-9]*\\)$/at=\\1/p')"
+  [ -n "$tk" ] || continue
+  read -r s 2>/dev/null < /proc/$pid/stat || continue
+  r=\${s##*') '}; set -- $r
+  echo "proc $pid $1 $3 \${20} $tk \${at:-0}"
+done
+read -r b < /proc/sys/kernel/random/boot_id; echo "boot $b"
+`;
+
+export function identifyCommand(pids: readonly number[]): string {
+  for (const p of pids) if (!isSignallablePid(p)) throw new Error(`refusing pid ${JSON.stringify(p)}`);
+  return buildCommand(IDENTIFY, 'dispatch-identify', [...pids]);
+}
+
+export function listTaskProcsCommand(): string {
+  return buildCommand(LIST_TASK_PROCS, 'dispatch-procs', []);
+}
+
+/** Node probe: answers with the boot id. */
+export function pingCommand(): string {
+  return buildCommand('read -r b < /proc/sys/kernel/random/boot_id; echo "pong $b"', 'dispatch-ping', []);
+}
 
 export function launchCommand(dir: string, taskId: string, attempt: number, command: string, hasSpec: boolean): string {
   if (!isValidTaskId(taskId)) throw new Error(`unsafe task id ${JSON.stringify(taskId)}`);

@@ -129,6 +129,23 @@ export class Store {
       setNodeStatus: d.prepare(`UPDATE nodes SET status = ? WHERE name = ?`),
       countsAll: d.prepare(`SELECT COALESCE(status, 'unknown') AS status, COUNT(*) AS n FROM tasks GROUP BY 1 ORDER BY 1`),
       countsProject: d.prepare(`SELECT COALESCE(status, 'unknown') AS status, COUNT(*) AS n FROM tasks WHERE project = ? GROUP BY 1 ORDER BY 1`),
+      reap: d.prepare(`UPDATE tasks SET status = @to, error = @error, reaped_count = COALESCE(reaped_count, 0) + 1, updated_at = @now,
+          finished_at = CASE WHEN @to = 'queued' THEN NULL ELSE @now END,
+          node = CASE WHEN @to = 'queued' THEN NULL ELSE node END
+        WHERE id = @id AND status = @status AND status IN ('dispatched', 'running') AND attempts IS @attempts
+          AND updated_at IS @updated_at AND last_heartbeat IS @last_heartbeat`),
+      books: d.prepare(`SELECT n.name AS name, COALESCE(n.running_count, 0) AS was,
+          (SELECT COUNT(*) FROM tasks t WHERE t.node = n.name AND t.status IN ('dispatched', 'running')) AS now FROM nodes n`),
+      setRunningCount: d.prepare(`UPDATE nodes SET running_count = ? WHERE name = ?`),
+      staleLocks: d.prepare(`SELECT COUNT(*) AS n FROM file_locks l WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = l.task_id
+          AND t.status IN ('dispatched', 'running') AND t.attempts = l.attempt)`),
+      releaseStaleLocks: d.prepare(`DELETE FROM file_locks WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = file_locks.task_id
+          AND t.status IN ('dispatched', 'running') AND t.attempts = file_locks.attempt)`),
+      reaperRun: d.prepare(`INSERT INTO reaper_runs (at, kind, report) VALUES (?, ?, ?)`),
+      activeAll: d.prepare(`SELECT * FROM tasks WHERE status IN ('dispatched', 'running') ORDER BY seq`),
+      activeProject: d.prepare(`SELECT * FROM tasks WHERE status IN ('dispatched', 'running') AND project = ? ORDER BY seq`),
+      probeOk: d.prepare(`UPDATE nodes SET last_seen_at = ?, missed_probes = 0 WHERE name = ?`),
+      probeMiss: d.prepare(`UPDATE nodes SET missed_probes = COALESCE(missed_probes, 0) + 1 WHERE name = ?`),
       activeByNode: d.prepare(`SELECT node, COUNT(*) AS n FROM tasks WHERE status IN ('dispatched', 'running') AND node IS NOT NULL GROUP BY node`),
     };
   }
@@ -385,6 +402,132 @@ export class Store {
   /** node -> number of dispatched+running rows; what running_count must equal. */
   activeCountsByNode(): Map<string, number> {
     return new Map((this.s.activeByNode.all() as { node: string; n: number }[]).map((r) => [r.node, r.n]));
+  }
+
+  /** Active rows for the reaper: an index range on status, optionally one project or some ids. */
+  activeRows(f: { project: string | null; ids: string[] | null }): TaskRow[] {
+    let rows = (f.project ? this.s.activeProject.all(f.project) : this.s.activeAll.all()) as TaskRow[];
+    if (f.ids) {
+      const want = new Set(f.ids);
+      rows = rows.filter((r) => want.has(r.id));
+    }
+    return rows;
+  }
+
+  /**
+   * The reaper's write: only if the row still looks exactly as the sweep saw it. Frees the slot
+   * and locks in the same transaction. Never deletes; never touches a final row.
+   */
+  reapRow(
+    id: string,
+    seen: { status: string; attempts: number | null; updated_at: string | null; last_heartbeat: string | null },
+    error: string,
+    to: 'failed' | 'queued',
+    detail: unknown,
+  ): FenceResult {
+    return this.db.transaction((): FenceResult => {
+      const before = this.getTask(id);
+      const r = this.s.reap.run({ id, to, error, now: nowIso(), ...seen });
+      if (r.changes !== 1) {
+        const row = this.getTask(id);
+        const reason = `row changed since the sweep read it (now ${row?.status ?? 'missing'}, attempt ${row?.attempts ?? '-'})`;
+        this.event(id, seen.attempts, 'reap_skipped', reason);
+        return { applied: false, row, reason };
+      }
+      if (before?.node) this.s.freeSlot.run(before.node);
+      this.s.releaseLocks.run(id);
+      this.event(id, seen.attempts, to === 'queued' ? 'reaped_requeued' : 'reaped', detail);
+      return { applied: true, row: this.getTask(id) };
+    })();
+  }
+
+  /** Slot drift and stale locks, without changing anything. */
+  checkBooks(): { drift: { node: string; running_count_was: number; running_count_now: number }[]; locksReleased: number } {
+    const drift = (this.s.books.all() as { name: string; was: number; now: number }[])
+      .filter((b) => b.was !== b.now)
+      .map((b) => ({ node: b.name, running_count_was: b.was, running_count_now: b.now }));
+    return { drift, locksReleased: (this.s.staleLocks.get() as { n: number }).n };
+  }
+
+  /** Recounts each node's running_count from its rows and releases locks of tasks that no longer hold them. */
+  fixBooks(): { drift: { node: string; running_count_was: number; running_count_now: number }[]; locksReleased: number } {
+    return this.db.transaction(() => {
+      const b = this.checkBooks();
+      for (const d of b.drift) {
+        this.s.setRunningCount.run(d.running_count_now, d.node);
+        this.event(null, null, 'slot_drift_fixed', d);
+      }
+      const locksReleased = this.s.releaseStaleLocks.run().changes;
+      return { drift: b.drift, locksReleased };
+    })();
+  }
+
+  recordReaperRun(kind: string, report: unknown): void {
+    this.s.reaperRun.run(nowIso(), kind, JSON.stringify(report));
+  }
+
+  reaperRuns(limit = 20): { id: number; at: string; kind: string; report: string }[] {
+    return this.db.prepare(`SELECT * FROM reaper_runs ORDER BY id DESC LIMIT ?`).all(limit) as never;
+  }
+
+  /**
+   * A probe round: answered nodes reset their miss count; a node that misses `offlineAfter`
+   * probes in a row goes offline. Returns the nodes that just went offline.
+   */
+  recordProbe(name: string, ok: boolean, offlineAfter: number): { wentOffline: boolean; status: string | null } {
+    return this.db.transaction(() => {
+      if (ok) this.s.probeOk.run(nowIso(), name);
+      else this.s.probeMiss.run(name);
+      const n = this.getNode(name);
+      if (!ok && n && n.status === 'online' && (n.missed_probes ?? 0) >= offlineAfter) {
+        this.s.setNodeStatus.run('offline', name);
+        this.event(null, null, 'node_offline', { node: name, missed: n.missed_probes });
+        return { wentOffline: true, status: 'offline' };
+      }
+      return { wentOffline: false, status: n?.status ?? null };
+    })();
+  }
+
+  /** Queued tasks whose dependencies failed for good become blocked (with the reason). */
+  blockFailedDependencies(): { taskId: string; reason: string }[] {
+    return this.db.transaction(() => {
+      const out: { taskId: string; reason: string }[] = [];
+      const rows = this.db.prepare(`SELECT id, depends_on FROM tasks WHERE status = 'queued' AND depends_on IS NOT NULL AND depends_on != '[]'`).all() as { id: string; depends_on: string }[];
+      const now = nowIso();
+      for (const r of rows) {
+        for (const dep of parseList(r.depends_on)) {
+          const st = (this.s.statusOf.get(dep) as { status: string | null } | undefined)?.status;
+          if (st === 'failed' || st === 'cancelled' || st === 'blocked') {
+            const reason = `blocked: dependency ${dep} ${st}`;
+            if (this.s.block.run({ id: r.id, reason, now }).changes === 1) {
+              this.event(r.id, null, 'blocked', reason);
+              out.push({ taskId: r.id, reason });
+            }
+            break;
+          }
+        }
+      }
+      return out;
+    })();
+  }
+
+  queuedDependencies(): { id: string; dependsOn: string[] }[] {
+    return (this.db.prepare(`SELECT id, depends_on FROM tasks WHERE status = 'queued'`).all() as { id: string; depends_on: string | null }[]).map((r) => ({
+      id: r.id,
+      dependsOn: parseList(r.depends_on),
+    }));
+  }
+
+  /** "task#attempt" of every attempt the books say is current on a node. */
+  currentAttempts(node: string): string[] {
+    return (this.db.prepare(`SELECT id, attempts FROM tasks WHERE node = ? AND status IN ('dispatched', 'running')`).all(node) as { id: string; attempts: number }[]).map(
+      (r) => `${r.id}#${r.attempts}`,
+    );
+  }
+
+  queuedCountsByProject(): Map<string, number> {
+    const rows = this.db.prepare(`SELECT project, SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END) AS n FROM tasks WHERE project IS NOT NULL GROUP BY project`).all() as { project: string; n: number }[];
+    return new Map(rows.map((r) => [r.project, r.n]));
   }
 
   events(taskId: string): { at: string; attempt: number | null; kind: string; detail: string | null }[] {

@@ -5,6 +5,8 @@ import { UserError } from '../common/errors';
 import type { Ctx } from '../cli/context';
 import { startDevServer } from './temporal-bin';
 import { runWorker } from './worker';
+import { Client } from '@temporalio/client';
+import { applySchedules } from '../schedules/schedules';
 
 export async function waitForTemporal(address: string, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -52,6 +54,9 @@ export async function runDev(ctx: Ctx, o: { port: number; uiPort: number; localS
         workDir: path.resolve('.dispatch', 'runs'),
       });
     }
+    const conn = await Connection.connect({ address });
+    const applied = await applySchedules(new Client({ connection: conn, namespace: ctx.namespace }), cfg);
+    await conn.close();
     console.log(
       [
         '',
@@ -60,6 +65,7 @@ export async function runDev(ctx: Ctx, o: { port: number; uiPort: number; localS
         `  Web UI      http://localhost:${o.uiPort}   (search: TaskStatus="running", TaskNode="local")`,
         `  database    ${ctx.dbPath}`,
         `  local node  "local", ${store.getNode('local')?.slots} slots`,
+        `  schedules   ${applied.filter((a) => a.outcome !== 'deleted').map((a) => `${a.id} (${a.everyS}s)`).join(', ')}`,
         '',
         'Try, in another terminal:',
         `  npx dispatch --address ${address} submit --id hello --command 'echo hello; sleep 5'`,

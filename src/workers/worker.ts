@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createDbActivities } from '../activities/db';
 import { createNodeActivities } from '../activities/node';
+import { createReaperDbActivities, createReaperNodeActivities, sweepInProcess, sweepOptions } from '../activities/reaper';
 import { ALL_QUEUES, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
 import { UserError } from '../common/errors';
 import type { DispatchConfig } from '../config/config';
@@ -23,6 +24,8 @@ export interface WorkerRunOptions {
   queues: string[];
   /** Resolves when the workers are polling. */
   onReady?: () => void;
+  /** Run the reconciling sweep before polling. @default true */
+  startupSweep?: boolean;
   log?: (line: string) => void;
 }
 
@@ -63,7 +66,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           namespace: opts.namespace,
           taskQueue: TASK_QUEUE,
           ...workflowSource(),
-          activities: createNodeActivities({ pool }),
+          activities: { ...createNodeActivities({ pool }), ...createReaperNodeActivities({ pool, client }) },
           // Supervising activities are long and mostly idle: one per running task.
           maxConcurrentActivityTaskExecutions: 5000,
           maxHeartbeatThrottleInterval: throttle,
@@ -75,12 +78,21 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
     if (opts.queues.includes(DB_TASK_QUEUE)) {
       store = new Store(opts.dbPath);
       allocator = new Allocator(store, client);
+      // Start-up recovery: one reconciling sweep before anything polls (seed 004's _recover_mine).
+      if (opts.startupSweep !== false && opts.config.enabled) {
+        try {
+          const r = await sweepInProcess({ store, pool, client, config: opts.config }, sweepOptions(opts.config));
+          log(`start-up sweep: ${r.ghosts_found} ghosts, ${r.cleaned.length} cleaned, ${r.skipped.length} skipped, ${r.drift_fixed.length} drift fixed`);
+        } catch (e) {
+          log(`start-up sweep failed (the scheduled reaper will retry): ${(e as Error).message}`);
+        }
+      }
       workers.push(
         await Worker.create({
           connection,
           namespace: opts.namespace,
           taskQueue: DB_TASK_QUEUE,
-          activities: createDbActivities({ store, allocator }),
+          activities: { ...createDbActivities({ store, allocator }), ...createReaperDbActivities({ store, client, config: opts.config, allocator }) },
           maxConcurrentActivityTaskExecutions: 64,
           shutdownGraceTime: '3s',
         }),

@@ -45,6 +45,8 @@ export const assignedSignal = defineSignal<[Assignment]>('assigned');
 export const blockedSignal = defineSignal<[{ reason: string }]>('blocked');
 /** Sent by `dispatch cancel --reason` just before the cancel request. */
 export const cancelReasonSignal = defineSignal<[string]>('cancelReason');
+/** Sent by the reaper before it cancels: the reaper kills and books; the workflow only stops. */
+export const reapSignal = defineSignal<[{ rule: string }]>('reap');
 export const stateQuery = defineQuery<TaskState>('state');
 
 const db = proxyActivities<DbActivities>({
@@ -98,6 +100,10 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
   });
   setHandler(blockedSignal, ({ reason }) => {
     blocked = reason;
+  });
+  let reapedBy: string | null = null;
+  setHandler(reapSignal, ({ rule }) => {
+    reapedBy = typeof rule === 'string' ? rule : 'unknown';
   });
   setHandler(cancelReasonSignal, (r) => {
     if (typeof r === 'string' && r.trim()) cancelReason = `cancelled: ${r.slice(0, 500)}`;
@@ -243,6 +249,12 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
         state.error = `${cancelReason} (kill: ${rep.outcome})`;
       } else {
         state.error = cancelReason;
+      }
+      if (reapedBy) {
+        // The reaper books the row (failed or requeued) fenced on what it saw; writing here would race it.
+        state.error = `reaped: ${reapedBy}`;
+        setStatus('reaped');
+        return;
       }
       const r = await db.cancelTask(spec.id, id ? state.attempt : null, state.error);
       state.identity = null;

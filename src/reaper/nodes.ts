@@ -1,0 +1,93 @@
+/**
+ * Node health: the probe (every 15 s by schedule) and the recovery of a node that comes back.
+ * A node is trusted again only after every process on it that belongs to a task attempt which is
+ * no longer current there has been killed.
+ */
+import type { NodeRow } from '../common/types';
+import { isSignallablePid, isStartTime } from '../common/validate';
+import type { ShellPool } from '../shell/pool';
+import { killCommand, listTaskProcsCommand, pingCommand } from '../shell/scripts';
+import { parseKillOutput } from '../shell/status';
+
+/** Misses in a row before a node is declared offline. */
+export const OFFLINE_AFTER_MISSES = 3;
+
+export interface ProbeResult {
+  name: string;
+  ok: boolean;
+  bootId: string | null;
+  error: string | null;
+}
+
+export async function probeNodes(pool: ShellPool, nodes: NodeRow[], timeoutMs = 5000): Promise<ProbeResult[]> {
+  return Promise.all(
+    nodes.map(async (n): Promise<ProbeResult> => {
+      try {
+        const r = await pool.get(n).exec(pingCommand(), { timeoutMs });
+        const m = /^pong ([0-9a-f-]{36})$/m.exec(r.stdout);
+        if (!m) return { name: n.name, ok: false, bootId: null, error: `unexpected answer: ${r.stdout.slice(0, 100)}${r.stderr.slice(0, 100)}` };
+        return { name: n.name, ok: true, bootId: m[1]!, error: null };
+      } catch (e) {
+        return { name: n.name, ok: false, bootId: null, error: (e as Error).message };
+      }
+    }),
+  );
+}
+
+export interface TaskProc {
+  pid: number;
+  state: string;
+  pgrp: number;
+  starttime: string;
+  task: string;
+  attempt: number;
+}
+
+export function parseTaskProcs(out: string): { procs: TaskProc[]; bootId: string | null } {
+  const procs: TaskProc[] = [];
+  let bootId: string | null = null;
+  for (const line of out.split('\n')) {
+    const p = line.trim().split(' ');
+    if (p[0] === 'boot' && /^[0-9a-f-]{36}$/.test(p[1] ?? '')) bootId = p[1]!;
+    if (p[0] !== 'proc' || p.length !== 7) continue;
+    const pid = Number(p[1]);
+    const pgrp = Number(p[3]);
+    if (!isSignallablePid(pid) || !Number.isSafeInteger(pgrp) || !isStartTime(p[4]) || !/^[0-9]+$/.test(p[6]!)) continue;
+    procs.push({ pid, state: p[2]!, pgrp, starttime: p[4]!, task: p[5]!, attempt: Number(p[6]) });
+  }
+  return { procs, bootId };
+}
+
+export interface CleanupResult {
+  node: string;
+  found: number;
+  killed: { task: string; attempt: number; pid: number; outcome: string }[];
+  /** True when nothing stale is left running. */
+  clean: boolean;
+  error: string | null;
+}
+
+/**
+ * Kills the processes of attempts that are not current on this node. `current` is the set of
+ * "task#attempt" that the database says run here now. Processes are killed one by one with their
+ * observed start time as identity (the checked kill signals their process group).
+ */
+export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, current: string[], graceS: number): Promise<CleanupResult> {
+  const cur = new Set(current);
+  try {
+    const shell = pool.get(node);
+    const out = await shell.exec(listTaskProcsCommand(), { timeoutMs: 30_000 });
+    const { procs, bootId } = parseTaskProcs(out.stdout);
+    const live = procs.filter((p) => p.state !== 'Z');
+    const stale = live.filter((p) => !cur.has(`${p.task}#${p.attempt}`));
+    if (stale.length === 0 || !bootId) return { node: node.name, found: stale.length, killed: [], clean: stale.length === 0, error: bootId ? null : 'no boot id' };
+    const targets = stale.map((p) => ({ pid: p.pid, starttime: p.starttime }));
+    const k = await shell.exec(killCommand(bootId, graceS, targets), { timeoutMs: (graceS + 30) * 1000 });
+    const res = new Map(parseKillOutput(k.stdout).map((r) => [r.pid, r.outcome]));
+    const killed = stale.map((p) => ({ task: p.task, attempt: p.attempt, pid: p.pid, outcome: res.get(p.pid) ?? 'unknown' }));
+    const clean = killed.every((x) => x.outcome !== 'still-alive' && x.outcome !== 'unknown');
+    return { node: node.name, found: stale.length, killed, clean, error: null };
+  } catch (e) {
+    return { node: node.name, found: 0, killed: [], clean: false, error: (e as Error).message };
+  }
+}
