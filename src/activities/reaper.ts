@@ -92,7 +92,10 @@ export async function postWebhook(url: string, report: unknown): Promise<void> {
 }
 
 /** Runs every phase in this process: `dispatch reap --direct` and the worker's start-up recovery. */
-export async function sweepInProcess(deps: { store: Store; pool: ShellPool; client: Client | null; config: DispatchConfig }, o: SweepOptions): Promise<SweepReport> {
+export async function sweepInProcess(
+  deps: { store: Store; pool: ShellPool; client: Client | null; config: DispatchConfig; log?: (line: string) => void },
+  o: SweepOptions,
+): Promise<SweepReport> {
   const inspect = deps.client ? temporalInspector(deps.client) : undefined;
   const plan = await planSweep(deps.store, o, inspect);
   if (deps.client && !o.dryRun) await stopGhostWorkflows(deps.client, plan);
@@ -100,7 +103,7 @@ export async function sweepInProcess(deps: { store: Store; pool: ShellPool; clie
   const report = applySweep(deps.store, plan, kills);
   if (deps.client) await restartRequeued(deps.client, deps.store, deps.config, report.requeued);
   const line = summarize(report);
-  if (line) console.log(`[dispatch] ${line}`);
+  if (line) (deps.log ?? ((l: string) => console.error(l)))(`[dispatch] ${line}`);
   if (!o.dryRun && o.notifyUrl && report.cleaned.length) await postWebhook(o.notifyUrl, report);
   return report;
 }

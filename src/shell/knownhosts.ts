@@ -30,6 +30,12 @@ function hostName(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;
 }
 
+/** OpenSSH host patterns: `*` and `?` wildcards; a plain host also matches its port-22 form. */
+function globMatches(pattern: string, name: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return re.test(name);
+}
+
 function patternMatches(pattern: string, name: string): boolean {
   if (pattern.startsWith('|1|')) {
     const [, , salt, hash] = pattern.split('|');
@@ -37,7 +43,13 @@ function patternMatches(pattern: string, name: string): boolean {
     const h = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
     return h === hash;
   }
-  return pattern === name;
+  return pattern.includes('*') || pattern.includes('?') ? globMatches(pattern, name) : pattern === name;
+}
+
+/** An entry applies if a pattern matches and no negated (`!`) pattern does. */
+function entryApplies(patterns: string[], name: string): boolean {
+  if (patterns.some((p) => p.startsWith('!') && patternMatches(p.slice(1), name))) return false;
+  return patterns.some((p) => !p.startsWith('!') && patternMatches(p, name));
 }
 
 /** Accepts `key` only if a non-revoked entry for host:port has exactly this key blob. */
@@ -46,7 +58,7 @@ export function hostKeyMatches(entries: KnownHostEntry[], host: string, port: nu
   const b64 = key.toString('base64');
   let ok = false;
   for (const e of entries) {
-    if (!e.patterns.some((p) => !p.startsWith('!') && patternMatches(p, name))) continue;
+    if (!entryApplies(e.patterns, name)) continue;
     if (e.keyBase64 !== b64) continue;
     if (e.revoked) return false;
     ok = true;

@@ -62,13 +62,13 @@ export function decideProbe(out: string): ProbeVerdict {
 
 export interface KillReport {
   pid: number;
-  outcome: 'not-ours' | 'not-ours-at-kill' | 'already-gone' | 'killed-term' | 'killed-kill' | 'still-alive';
+  outcome: 'not-ours' | 'not-ours-at-kill' | 'already-gone' | 'killed-term' | 'killed-kill' | 'still-alive' | 'rebooted';
 }
 
 export function parseKillOutput(out: string): KillReport[] {
   const res: KillReport[] = [];
   for (const line of out.split('\n')) {
-    const m = /^result ([0-9]+) (not-ours|not-ours-at-kill|already-gone|killed-term|killed-kill|still-alive)$/.exec(line.trim());
+    const m = /^result ([0-9]+) (not-ours|not-ours-at-kill|already-gone|killed-term|killed-kill|still-alive|rebooted)$/.exec(line.trim());
     if (m) res.push({ pid: Number(m[1]), outcome: m[2] as KillReport['outcome'] });
   }
   return res;

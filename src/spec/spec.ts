@@ -136,7 +136,7 @@ export function buildTaskSpec(raw: RawTask, specBody: string | null, defaults: S
     specBody,
     executor,
     estimatedMinutes,
-    maxRuntimeS: Math.round(maxRuntimeS),
+    maxRuntimeS: Math.max(1, Math.ceil(maxRuntimeS)),
     node,
   };
 }

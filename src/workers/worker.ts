@@ -81,7 +81,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
       // Start-up recovery: one reconciling sweep before anything polls (seed 004's _recover_mine).
       if (opts.startupSweep !== false && opts.config.enabled) {
         try {
-          const r = await sweepInProcess({ store, pool, client, config: opts.config }, sweepOptions(opts.config));
+          const r = await sweepInProcess({ store, pool, client, config: opts.config, log }, sweepOptions(opts.config));
           log(`start-up sweep: ${r.ghosts_found} ghosts, ${r.cleaned.length} cleaned, ${r.skipped.length} skipped, ${r.drift_fixed.length} drift fixed`);
         } catch (e) {
           log(`start-up sweep failed (the scheduled reaper will retry): ${(e as Error).message}`);

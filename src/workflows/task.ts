@@ -125,7 +125,10 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
   try {
     if (!resume) {
       const reg = await db.registerTask(spec, input.specHash, workflowInfo().workflowId);
-      if (reg.status !== 'queued') {
+      if (reg.status === 'dispatched' && reg.node && !reg.created) {
+        // Restarted after a requeue and already given a slot before this run asked: take it.
+        assignment = { taskId: spec.id, node: reg.node, attempt: reg.attempt };
+      } else if (reg.status !== 'queued') {
         // Resubmission of a finished task: report the row as it is.
         state.status = reg.status ?? 'unknown';
         state.error = reg.error;
