@@ -10,7 +10,7 @@ import type { NodeRow, TaskSpec, TaskWorkflowInput } from '../common/types';
 import { TASK_QUEUE, taskWorkflowId } from '../common/constants';
 import type { DispatchConfig } from '../config/config';
 import { findCycles, LONG_RUNNING_S } from '../reaper/guardian';
-import { cleanupStaleProcesses, OFFLINE_AFTER_MISSES, probeNodes, type CleanupResult, type ProbeResult } from '../reaper/nodes';
+import { cleanupStaleProcesses, OFFLINE_AFTER_MISSES, probeNodes, pruneAttemptDirs, type CleanupResult, type ProbeResult } from '../reaper/nodes';
 import { parseTime } from '../reaper/rules';
 import { applySweep, killGhosts, planSweep, summarize, type KillNote, type SweepOptions, type SweepPlan, type SweepReport } from '../reaper/sweep';
 import { stopGhostWorkflows, temporalInspector } from '../reaper/temporal';
@@ -189,6 +189,19 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
       }
       return report;
     },
+    /** Online nodes with their current attempts, and the cutoff before which attempt dirs are removed. */
+    async retentionTargets(): Promise<{ nodes: { node: NodeRow; current: string[] }[]; cutoffEpochS: number }> {
+      const nodes = store.listNodes().filter((n) => n.status === 'online').map((n) => ({ node: n, current: store.currentAttempts(n.name) }));
+      return { nodes, cutoffEpochS: Math.floor(Date.now() / 1000 - config.retention) };
+    },
+    async recordPrune(results: { node: string; removed: string[]; error: string | null }[]): Promise<void> {
+      const removed = results.reduce((a, r) => a + r.removed.length, 0);
+      if (removed) {
+        store.event(null, null, 'attempt_dirs_pruned', results.map((r) => ({ node: r.node, removed: r.removed.length, error: r.error })));
+        log.info(`guardian: removed ${removed} attempt directories past retention`);
+      }
+      for (const r of results) if (r.error) log.warn(`guardian: pruning on ${r.node} failed: ${r.error}`);
+    },
     /** Factory: for projects under min_pending queued tasks, run the command and submit what it prints. */
     async factoryRun(): Promise<{ ran: string[]; submitted: string[]; errors: string[] }> {
       const f = config.factory;
@@ -254,6 +267,9 @@ export function createReaperNodeActivities(deps: { pool: ShellPool; client: Clie
     },
     async probeNodes(nodes: NodeRow[]): Promise<ProbeResult[]> {
       return probeNodes(deps.pool, nodes);
+    },
+    async pruneRuns(node: NodeRow, current: string[], cutoffEpochS: number): Promise<{ node: string; removed: string[]; error: string | null }> {
+      return pruneAttemptDirs(deps.pool, node, current, cutoffEpochS);
     },
     async cleanupNode(node: NodeRow, current: string[], graceS: number): Promise<CleanupResult> {
       return cleanupStaleProcesses(deps.pool, node, current, graceS);

@@ -291,7 +291,11 @@ export function buildProgram(run: (fn: (ctx: Ctx) => Promise<number | void>) => 
         const ov: SweepOverrides = { dryRun: o.dryRun === true };
         if (o.ids) ov.ids = o.ids.split(',').map((x) => assertTaskId(x.trim()));
         if (o.project) ov.project = o.project;
-        if (o.staleMinutes !== undefined) ov.staleS = positiveNumber('--stale-minutes', o.staleMinutes) * 60;
+        if (o.staleMinutes !== undefined) {
+          ov.staleS = positiveNumber('--stale-minutes', o.staleMinutes) * 60;
+          const floor = ctx.config().heartbeat_record_interval + ctx.config().lease_s;
+          if (ov.staleS <= floor) throw new UserError(`--stale-minutes must be longer than heartbeat_record_interval + lease_s (${floor}s): live tasks refresh their heartbeat only that often`);
+        }
         if (o.thresholdHours !== undefined) ov.thresholdHours = positiveNumber('--threshold-hours', o.thresholdHours);
         if (o.maxAttempts !== undefined) ov.maxAttempts = positiveInt('--max-attempts', o.maxAttempts, 1);
         if (o.action !== undefined) {

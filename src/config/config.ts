@@ -53,6 +53,8 @@ export interface DispatchConfig {
   probe_interval: number;
   /** Guardian interval, seconds. @default 300 */
   guardian_interval: number;
+  /** Attempt directories older than this are removed by the guardian, seconds. @default 7 days */
+  retention: number;
 }
 
 export const CONFIG_DEFAULTS: DispatchConfig = {
@@ -74,6 +76,7 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   factory: null,
   probe_interval: 15,
   guardian_interval: 300,
+  retention: 7 * 86400,
 };
 
 type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'url' | 'action' | 'executors' | 'factory';
@@ -96,6 +99,7 @@ const KEYS: Record<keyof DispatchConfig, Kind> = {
   factory: 'factory',
   probe_interval: 'duration',
   guardian_interval: 'duration',
+  retention: 'duration',
 };
 /** Seed spellings accepted as aliases. */
 const ALIASES: Record<string, keyof DispatchConfig> = { check_interval_cycles: 'check_interval' };
@@ -171,6 +175,11 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     const kind = KEYS[key];
     const parsed = kind === 'posint' ? (/^[0-9]+$/.test(v.trim()) ? Number(v.trim()) : NaN) : v;
     (out as unknown as Record<string, unknown>)[key] = check(name, kind, parsed);
+  }
+  if (out.stale_s <= out.heartbeat_record_interval + out.lease_s) {
+    // A live task refreshes last_heartbeat only every heartbeat_record_interval: a shorter stale
+    // limit would make every live task look stale.
+    throw new ConfigError('stale_s', `must be longer than heartbeat_record_interval + lease_s (${out.heartbeat_record_interval + out.lease_s}s), got ${out.stale_s}s`);
   }
   if (out.heartbeat_record_interval < out.lease_s / 3) {
     // Recording more often than the heartbeat itself is pointless DB load.

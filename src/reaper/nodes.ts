@@ -6,7 +6,7 @@
 import type { NodeRow } from '../common/types';
 import { isSignallablePid, isStartTime } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
-import { killCommand, listTaskProcsCommand, pingCommand } from '../shell/scripts';
+import { killCommand, listTaskProcsCommand, pingCommand, pruneListCommand, pruneRemoveCommand } from '../shell/scripts';
 import { parseKillOutput } from '../shell/status';
 
 /** Misses in a row before a node is declared offline. */
@@ -89,5 +89,34 @@ export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, curr
     return { node: node.name, found: stale.length, killed, clean, error: null };
   } catch (e) {
     return { node: node.name, found: 0, killed: [], clean: false, error: (e as Error).message };
+  }
+}
+
+/**
+ * Removes attempt directories older than the retention cutoff, except the attempts the books say
+ * are current on the node.
+ */
+export async function pruneAttemptDirs(pool: ShellPool, node: NodeRow, current: string[], cutoffEpochS: number): Promise<{ node: string; removed: string[]; error: string | null }> {
+  const workDir = (node.work_dir ?? '.dispatch/runs').replace(/\/+$/, '');
+  const cur = new Set(current);
+  try {
+    const shell = pool.get(node);
+    const out = await shell.exec(pruneListCommand(workDir, cutoffEpochS), { timeoutMs: 60_000 });
+    const old = out.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((d) => {
+        const m = /\/([^/]+)\/attempt-([0-9]+)$/.exec(d);
+        return m && d.startsWith(`${workDir}/`) && !cur.has(`${m[1]}#${m[2]}`);
+      });
+    const removed: string[] = [];
+    for (let i = 0; i < old.length; i += 200) {
+      const batch = old.slice(i, i + 200);
+      const r = await shell.exec(pruneRemoveCommand(workDir, batch), { timeoutMs: 120_000 });
+      for (const line of r.stdout.split('\n')) if (line.startsWith('removed ')) removed.push(line.slice(8));
+    }
+    return { node: node.name, removed, error: null };
+  } catch (e) {
+    return { node: node.name, removed: [], error: (e as Error).message };
   }
 }

@@ -180,6 +180,31 @@ done
 read -r b < /proc/sys/kernel/random/boot_id; echo "boot $b"
 `;
 
+/** Attempt directories under a work dir not modified since `cutoff` (epoch seconds), one per line. */
+const PRUNE_LIST = `
+[ -d "$1" ] || exit 0
+find "$1" -mindepth 2 -maxdepth 2 -type d -name 'attempt-*' ! -newermt "@$2" -print 2>/dev/null
+`;
+
+const PRUNE_RM = `
+for d in "$@"; do rm -rf -- "$d" && echo "removed $d"; done
+`;
+
+export function pruneListCommand(workDir: string, cutoffEpochS: number): string {
+  return buildCommand(PRUNE_LIST, 'dispatch-prune-list', [workDir, Math.floor(cutoffEpochS)]);
+}
+
+/** Removes attempt directories; each must be <workDir>/<valid task id>/attempt-<n>. */
+export function pruneRemoveCommand(workDir: string, dirs: readonly string[]): string {
+  const base = workDir.replace(/\/+$/, '');
+  for (const d of dirs) {
+    const rest = d.startsWith(`${base}/`) ? d.slice(base.length + 1) : null;
+    const m = rest ? /^([^/]+)\/attempt-[0-9]+$/.exec(rest) : null;
+    if (!m || !isValidTaskId(m[1])) throw new Error(`refusing to remove ${JSON.stringify(d)}: not an attempt directory under ${base}`);
+  }
+  return buildCommand(PRUNE_RM, 'dispatch-prune', [...dirs]);
+}
+
 export function identifyCommand(pids: readonly number[]): string {
   for (const p of pids) if (!isSignallablePid(p)) throw new Error(`refusing pid ${JSON.stringify(p)}`);
   return buildCommand(IDENTIFY, 'dispatch-identify', [...pids]);

@@ -73,8 +73,12 @@ export async function nodeProbeWorkflow(input: NodeProbeInput = {}): Promise<{ p
   return { probed: list.length, offline: wentOffline, recovered };
 }
 
-export async function guardianWorkflow(): Promise<Awaited<ReturnType<ReaperDbActivities['guardianScan']>>> {
-  return db.guardianScan();
+export async function guardianWorkflow(): Promise<Awaited<ReturnType<ReaperDbActivities['guardianScan']>> & { pruned: number }> {
+  const scan = await db.guardianScan();
+  const { nodes: targets, cutoffEpochS } = await db.retentionTargets();
+  const results = await Promise.all(targets.map((t) => nodes.pruneRuns(t.node, t.current, cutoffEpochS)));
+  await db.recordPrune(results);
+  return { ...scan, pruned: results.reduce((a, r) => a + r.removed.length, 0) };
 }
 
 export async function factoryWorkflow(): Promise<Awaited<ReturnType<ReaperDbActivities['factoryRun']>>> {

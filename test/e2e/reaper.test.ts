@@ -7,7 +7,8 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startCluster, sleep, type Cluster } from '../helpers/cluster';
@@ -22,6 +23,7 @@ let c: Cluster;
 let hook: http.Server;
 const posted: unknown[] = [];
 let hookUrl = '';
+let factoryDir = '';
 const spawned: ChildProcess[] = [];
 
 before(async () => {
@@ -35,10 +37,22 @@ before(async () => {
   });
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
   hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
+  factoryDir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-factory-'));
+  writeFileSync(path.join(factoryDir, 'fac-1.md'), '---\ntask_id: fac-made-1\nproject: fac\ncommand: "echo made"\n---\nmade by the factory\n');
+  // Prints a spec path for project "fac" only; fails for project "facfail".
+  writeFileSync(path.join(factoryDir, 'factory.sh'), `case "$1" in fac) echo "${factoryDir}/fac-1.md";; facfail) echo boom >&2; exit 4;; esac\n`);
   c = await startCluster({
     nodes: 2,
     slots: 3,
-    config: { heartbeat_record_interval: 30, notify_on_clean: true, webhook_url: hookUrl, kill_grace: 1 },
+    config: {
+      heartbeat_record_interval: 30,
+      stale_s: 900,
+      notify_on_clean: true,
+      webhook_url: hookUrl,
+      kill_grace: 1,
+      retention: '3s',
+      factory: { command: `sh ${factoryDir}/factory.sh {project}`, min_pending: 1, interval: 3600 },
+    },
   });
   await c.startWorker();
 });
@@ -276,7 +290,7 @@ describe('reaper', () => {
 
   test('schedules are applied idempotently and appear in temporal schedule list; trigger runs a sweep', async () => {
     const first = JSON.parse(await c.cliOk(['schedules', 'apply', '--json']));
-    assert.deepEqual(first.map((x: { id: string }) => x.id).sort(), ['dispatch-guardian', 'dispatch-node-probe', 'dispatch-reaper']);
+    assert.deepEqual(first.map((x: { id: string }) => x.id).sort(), ['dispatch-factory', 'dispatch-guardian', 'dispatch-node-probe', 'dispatch-reaper']);
     const again = JSON.parse(await c.cliOk(['schedules', 'apply', '--json']));
     assert.ok(again.every((x: { outcome: string }) => x.outcome === 'updated'));
     const list = tctl(['schedule', 'list']);
@@ -294,8 +308,7 @@ describe('reaper', () => {
     const bad = await c.cli(['schedules', 'pause', 'nope']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown schedule "nope"/);
-    await c.cliOk(['schedules', 'pause', 'dispatch-node-probe']);
-    await c.cliOk(['schedules', 'pause', 'dispatch-reaper']);
+    for (const id of ['dispatch-node-probe', 'dispatch-reaper', 'dispatch-guardian', 'dispatch-factory']) await c.cliOk(['schedules', 'pause', id]);
   });
 
   test('guardian blocks tasks whose dependencies failed for good and reports cycles', async () => {
@@ -305,6 +318,36 @@ describe('reaper', () => {
     assert.ok(res.cycles.some((cy) => cy.includes('g-a') && cy.includes('g-b')));
     await c.cliOk(['cancel', 'g-a', '--wait']);
     await c.waitStatus('g-b', 'blocked');
+  });
+});
+
+describe('guardian retention and factory', () => {
+  test('the guardian removes attempt directories past retention but never a current attempt', async () => {
+    await c.cliOk(['submit', '--id', 'old-run', '--command', 'true']);
+    const old = await c.waitStatus('old-run', 'completed');
+    const { pid } = await runningTask('cur-run', ['--node', old.node!]);
+    const cur = c.task('cur-run')!;
+    await sleep(4500); // both directories are now older than the 3 s retention
+    const res = (await c.client.workflow.execute('guardianWorkflow', { taskQueue: 'dispatch', workflowId: `guardian-prune-${Date.now()}` })) as { pruned: number };
+    assert.ok(res.pruned >= 1);
+    assert.equal(existsSync(old.run_dir!), false, 'the finished attempt directory was removed');
+    assert.equal(existsSync(cur.run_dir!), true, 'the current attempt directory was kept');
+    assert.equal(isAlive(pid), true);
+    await c.cliOk(['cancel', 'cur-run', '--wait']);
+  });
+
+  test('the factory runs for a project under min_pending and submits every spec path it prints; failures are logged', async () => {
+    await c.cliOk(['submit', '--id', 'fac-seed', '--project', 'fac', '--command', 'true']);
+    await c.cliOk(['submit', '--id', 'facfail-seed', '--project', 'facfail', '--command', 'true']);
+    await c.waitStatus('fac-seed', 'completed');
+    await c.waitStatus('facfail-seed', 'completed');
+    const res = (await c.client.workflow.execute('factoryWorkflow', { taskQueue: 'dispatch', workflowId: `factory-${Date.now()}` })) as { ran: string[]; submitted: string[]; errors: string[] };
+    assert.ok(res.ran.includes('fac') && res.ran.includes('facfail'));
+    assert.deepEqual(res.submitted, ['fac-made-1']);
+    assert.ok(res.errors.some((e) => /facfail: factory command exited 4: boom/.test(e)));
+    const row = await c.waitStatus('fac-made-1', 'completed');
+    assert.equal(row.project, 'fac');
+    assert.match(c.workerLogs(), /factory: facfail: factory command exited 4/);
   });
 });
 
