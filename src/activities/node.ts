@@ -4,7 +4,7 @@
  */
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { NodeUnreachableError } from '../common/errors';
+import { NodeConfigError, NodeUnreachableError } from '../common/errors';
 import type { NodeRow, ProcessIdentity } from '../common/types';
 import { isValidTaskId } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
@@ -46,6 +46,8 @@ export function attemptDir(node: NodeRow, taskId: string, attempt: number): stri
 }
 
 function nodeFailure(e: unknown): never {
+  // A wrong host key or unreadable key file will not fix itself: fail now, do not retry for minutes.
+  if (e instanceof NodeConfigError) throw ApplicationFailure.nonRetryable(e.message, 'NodeConfig');
   if (e instanceof NodeUnreachableError) throw ApplicationFailure.retryable(e.message, 'NodeUnreachable');
   throw e;
 }

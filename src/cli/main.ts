@@ -376,6 +376,7 @@ export async function main(argv: string[]): Promise<number> {
   let ctx: Ctx | null = null;
   const program = buildProgram(async (fn) => {
     ctx = makeCtx(program.opts<GlobalOptions>());
+    ctx.config(); // a broken config is refused at start, whatever the command
     const r = await fn(ctx);
     if (typeof r === 'number') code = r;
   });

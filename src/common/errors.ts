@@ -29,8 +29,13 @@ export class ConfigError extends UserError {
 
 /** Thrown when a node cannot be reached or refuses a command. */
 export class NodeUnreachableError extends Error {
-  override readonly name = 'NodeUnreachableError';
+  override readonly name: string = 'NodeUnreachableError';
   constructor(readonly node: string, message: string) {
     super(`node ${node}: ${message}`);
   }
+}
+
+/** Thrown when a node's host key does not match known_hosts, or its key files cannot be read: retrying will not help. */
+export class NodeConfigError extends NodeUnreachableError {
+  override readonly name = 'NodeConfigError';
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Client, type ClientChannel } from 'ssh2';
-import { NodeUnreachableError } from '../common/errors';
+import { NodeConfigError, NodeUnreachableError } from '../common/errors';
 import { hostKeyMatches, parseKnownHosts } from './knownhosts';
 import type { ExecResult, NodeShell, SshNodeConfig } from './types';
 
@@ -49,7 +49,7 @@ export class SshShell implements NodeShell {
           known = parseKnownHosts(readFileSync(this.cfg.knownHostsPath, 'utf8'));
         }
       } catch (e) {
-        reject(new NodeUnreachableError(this.name, (e as Error).message));
+        reject(new NodeConfigError(this.name, (e as Error).message));
         return;
       }
       const c = new Client();
@@ -62,8 +62,8 @@ export class SshShell implements NodeShell {
       });
       c.on('error', (err) => {
         if (this.client === c) this.client = null;
-        const msg = hostKeyRejected ? `host key does not match ${this.cfg.knownHostsPath}` : err.message;
-        reject(new NodeUnreachableError(this.name, msg));
+        if (hostKeyRejected) reject(new NodeConfigError(this.name, `host key does not match ${this.cfg.knownHostsPath}`));
+        else reject(new NodeUnreachableError(this.name, err.message));
       });
       c.on('close', () => {
         if (this.client === c) this.client = null;

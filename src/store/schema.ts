@@ -109,3 +109,10 @@ export function migrate(db: Database.Database): number[] {
   }
   return applied;
 }
+
+/** Versions not yet applied; reads it without writing (for read-only opens). */
+export function pendingMigrations(db: Database.Database): number[] {
+  const has = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).get();
+  const done = has ? new Set((db.prepare(`SELECT version FROM schema_migrations`).all() as { version: number }[]).map((r) => r.version)) : new Set<number>();
+  return MIGRATIONS.map((m) => m.version).filter((v) => !done.has(v));
+}

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { UserError } from '../common/errors';
 import type { Assignment, NodeRow, ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
-import { migrate } from './schema';
+import { migrate, pendingMigrations } from './schema';
 
 export interface StoreOptions {
   /** Refuse to create the file: for read-only commands. @default false */
@@ -71,12 +71,19 @@ export class Store {
     if ((opts.mustExist || opts.readonly) && !existsSync(path)) {
       throw new UserError(`database ${path} does not exist: run \`dispatch init\` first (or pass --db PATH)`);
     }
-    this.db = new Database(path, { readonly: opts.readonly ?? false, timeout: 30_000 });
+    try {
+      this.db = new Database(path, { readonly: opts.readonly ?? false, timeout: 30_000 });
+    } catch (e) {
+      throw new UserError(`cannot open database ${path}: ${(e as Error).message}`);
+    }
     this.db.pragma('busy_timeout = 30000');
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       migrate(this.db);
+    } else if (pendingMigrations(this.db).length > 0) {
+      this.db.close();
+      throw new UserError(`database ${path} has not been adopted by this version of dispatch yet: run \`dispatch init\` (it keeps every row)`);
     }
     const d = this.db;
     this.s = {

@@ -41,5 +41,9 @@ export function startDevServer(o: DevServerOptions): ChildProcess {
   ];
   if (o.headless) args.push('--headless');
   else args.push('--ui-port', String(o.uiPort));
+  // The server must not outlive `dispatch dev`, even if dev is SIGKILLed: ask the kernel to TERM it.
+  if (existsSync('/usr/bin/setpriv')) {
+    return spawn('/usr/bin/setpriv', ['--pdeathsig', 'TERM', '--', temporalBin(), ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  }
   return spawn(temporalBin(), args, { stdio: ['ignore', 'inherit', 'inherit'] });
 }

@@ -1,3 +1,3 @@
 /** Everything the worker's workflow bundle registers. */
 export { taskWorkflow } from './task';
-export { reaperWorkflow, nodeProbeWorkflow, guardianWorkflow, factoryWorkflow } from './maintenance';
+export { reaperWorkflow, nodeProbeWorkflow, guardianWorkflow, factoryWorkflow, emptyWorkflow } from './maintenance';

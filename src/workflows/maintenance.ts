@@ -84,3 +84,6 @@ export async function guardianWorkflow(): Promise<Awaited<ReturnType<ReaperDbAct
 export async function factoryWorkflow(): Promise<Awaited<ReturnType<ReaperDbActivities['factoryRun']>>> {
   return db.factoryRun();
 }
+
+/** Does nothing: the benchmark's baseline for the server's rate of workflows. */
+export async function emptyWorkflow(): Promise<void> {}
