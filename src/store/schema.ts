@@ -102,9 +102,11 @@ export function migrate(db: Database.Database): number[] {
   for (const m of MIGRATIONS) {
     if (done.has(m.version)) continue;
     db.transaction(() => {
+      // Another process may have applied it while we waited for the write lock.
+      if (db.prepare(`SELECT 1 FROM schema_migrations WHERE version = ?`).get(m.version)) return;
       m.up(db);
       db.prepare(`INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, new Date().toISOString());
-    })();
+    }).immediate();
     applied.push(m.version);
   }
   return applied;

@@ -53,6 +53,11 @@ export interface NodeInput {
 
 const nowIso = (): string => new Date().toISOString();
 
+/** A node that runs tasks on this machine, without SSH. */
+export function localNodeInput(name: string, slots: number, workDir: string): NodeInput {
+  return { name, kind: 'local', host: null, port: null, user: null, keyPath: null, knownHosts: null, insecureIgnoreHostKey: false, slots, workDir };
+}
+
 function parseList(v: string | null): string[] {
   if (!v) return [];
   try {
@@ -161,6 +166,15 @@ export class Store {
     this.db.close();
   }
 
+  /**
+   * A write transaction that takes the write lock when it begins (BEGIN IMMEDIATE). A deferred
+   * transaction that reads first and then writes cannot wait for the lock in WAL mode: SQLite
+   * answers SQLITE_BUSY at once, whatever busy_timeout says (the benchmark found this).
+   */
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
   getTask(id: string): TaskRow | null {
     return (this.s.getTask.get(id) as TaskRow | undefined) ?? null;
   }
@@ -174,7 +188,7 @@ export class Store {
    * A used id with anything else is refused.
    */
   registerTask(spec: TaskSpec, specHash: string, workflowId: string): { created: boolean; row: TaskRow } {
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const existing = this.getTask(spec.id);
       if (existing) {
         if (existing.spec_hash === specHash) return { created: false, row: existing };
@@ -199,7 +213,7 @@ export class Store {
       });
       this.event(spec.id, 0, 'submitted', { priority: spec.priority, project: spec.project });
       return { created: true, row: this.getTask(spec.id)! };
-    })();
+    });
   }
 
   /**
@@ -207,7 +221,7 @@ export class Store {
    * in pages and stops as soon as no slot is left, so a long queue is not scanned when nodes are full.
    */
   allocate(pageSize = 200): AllocationResult {
-    return this.db.transaction((): AllocationResult => {
+    return this.tx((): AllocationResult => {
       const result: AllocationResult = { assigned: [], blocked: [] };
       const free = new Map<string, number>();
       for (const n of this.s.onlineNodesWithRoom.all() as { name: string; free: number }[]) free.set(n.name, n.free);
@@ -264,7 +278,7 @@ export class Store {
         offset -= consumed;
       }
       return result;
-    })();
+    });
   }
 
   private refuse(kind: string, id: string, attempt: number | null, want: string): FenceResult {
@@ -276,7 +290,7 @@ export class Store {
   }
 
   markRunning(identity: ProcessIdentity): FenceResult {
-    return this.db.transaction((): FenceResult => {
+    return this.tx((): FenceResult => {
       const r = this.s.markRunning.run({
         id: identity.taskId,
         attempt: identity.attempt,
@@ -297,7 +311,7 @@ export class Store {
         return { applied: true, row };
       }
       return this.refuse('markRunning', identity.taskId, identity.attempt, 'expected dispatched');
-    })();
+    });
   }
 
   recordHeartbeat(taskId: string, attempt: number): FenceResult {
@@ -308,7 +322,7 @@ export class Store {
 
   /** Ends an attempt: completed, retried (back to queued) while attempts remain, or failed. */
   finishAttempt(taskId: string, attempt: number, outcome: AttemptOutcome, maxAttempts: number): FinishResult {
-    return this.db.transaction((): FinishResult => {
+    return this.tx((): FinishResult => {
       const before = this.getTask(taskId);
       let status: string;
       let error: string | null = null;
@@ -332,12 +346,12 @@ export class Store {
       this.s.releaseLocks.run(taskId);
       this.event(taskId, attempt, status === 'queued' ? 'requeued' : status, { exitCode, error });
       return { applied: true, row: this.getTask(taskId), status };
-    })();
+    });
   }
 
   /** Cancels a queued task (attempt null) or the given active attempt; frees its slot and locks. */
   cancel(taskId: string, attempt: number | null, reason: string): FenceResult {
-    return this.db.transaction((): FenceResult => {
+    return this.tx((): FenceResult => {
       const before = this.getTask(taskId);
       const now = nowIso();
       let changed = 0;
@@ -348,7 +362,7 @@ export class Store {
       this.s.releaseLocks.run(taskId);
       this.event(taskId, attempt, 'cancelled', reason);
       return { applied: true, row: this.getTask(taskId) };
-    })();
+    });
   }
 
   // ---- nodes ----
@@ -432,7 +446,7 @@ export class Store {
     to: 'failed' | 'queued',
     detail: unknown,
   ): FenceResult {
-    return this.db.transaction((): FenceResult => {
+    return this.tx((): FenceResult => {
       const before = this.getTask(id);
       const r = this.s.reap.run({ id, to, error, now: nowIso(), ...seen });
       if (r.changes !== 1) {
@@ -445,7 +459,7 @@ export class Store {
       this.s.releaseLocks.run(id);
       this.event(id, seen.attempts, to === 'queued' ? 'reaped_requeued' : 'reaped', detail);
       return { applied: true, row: this.getTask(id) };
-    })();
+    });
   }
 
   /** Slot drift and stale locks, without changing anything. */
@@ -458,7 +472,7 @@ export class Store {
 
   /** Recounts each node's running_count from its rows and releases locks of tasks that no longer hold them. */
   fixBooks(): { drift: { node: string; running_count_was: number; running_count_now: number }[]; locksReleased: number } {
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const b = this.checkBooks();
       for (const d of b.drift) {
         this.s.setRunningCount.run(d.running_count_now, d.node);
@@ -466,7 +480,7 @@ export class Store {
       }
       const locksReleased = this.s.releaseStaleLocks.run().changes;
       return { drift: b.drift, locksReleased };
-    })();
+    });
   }
 
   recordReaperRun(kind: string, report: unknown): void {
@@ -482,7 +496,7 @@ export class Store {
    * probes in a row goes offline. Returns the nodes that just went offline.
    */
   recordProbe(name: string, ok: boolean, offlineAfter: number): { wentOffline: boolean; status: string | null } {
-    return this.db.transaction(() => {
+    return this.tx(() => {
       if (ok) this.s.probeOk.run(nowIso(), name);
       else this.s.probeMiss.run(name);
       const n = this.getNode(name);
@@ -492,12 +506,12 @@ export class Store {
         return { wentOffline: true, status: 'offline' };
       }
       return { wentOffline: false, status: n?.status ?? null };
-    })();
+    });
   }
 
   /** Queued tasks whose dependencies failed for good become blocked (with the reason). */
   blockFailedDependencies(): { taskId: string; reason: string }[] {
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const out: { taskId: string; reason: string }[] = [];
       const rows = this.db.prepare(`SELECT id, depends_on FROM tasks WHERE status = 'queued' AND depends_on IS NOT NULL AND depends_on != '[]'`).all() as { id: string; depends_on: string }[];
       const now = nowIso();
@@ -515,7 +529,7 @@ export class Store {
         }
       }
       return out;
-    })();
+    });
   }
 
   queuedDependencies(): { id: string; dependsOn: string[] }[] {

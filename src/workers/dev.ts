@@ -7,6 +7,7 @@ import { startDevServer } from './temporal-bin';
 import { runWorker } from './worker';
 import { Client } from '@temporalio/client';
 import { applySchedules } from '../schedules/schedules';
+import { localNodeInput } from '../store/store';
 
 export async function waitForTemporal(address: string, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -41,18 +42,7 @@ export async function runDev(ctx: Ctx, o: { port: number; uiPort: number; localS
     await waitForTemporal(address, 60_000, () => !exited);
     const store = ctx.store();
     if (!store.getNode('local')) {
-      store.addNode({
-        name: 'local',
-        kind: 'local',
-        host: null,
-        port: null,
-        user: null,
-        keyPath: null,
-        knownHosts: null,
-        insecureIgnoreHostKey: false,
-        slots: o.localSlots,
-        workDir: path.resolve('.dispatch', 'runs'),
-      });
+      store.addNode(localNodeInput('local', o.localSlots, path.resolve('.dispatch', 'runs')));
     }
     const conn = await Connection.connect({ address });
     const applied = await applySchedules(new Client({ connection: conn, namespace: ctx.namespace }), cfg);

@@ -20,7 +20,7 @@ import {
 import type { DbActivities } from '../activities/db';
 import type { NodeActivities, SuperviseResult } from '../activities/node';
 import { DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
-import { TaskNodeKey, TaskStatusKey } from '../common/search-attributes';
+import { TaskNodeKey, TaskPriorityKey, TaskProjectKey, TaskStatusKey } from '../common/search-attributes';
 import type { Assignment, NodeRow, ProcessIdentity, TaskWorkflowInput } from '../common/types';
 
 export interface TaskState {
@@ -119,6 +119,11 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
     upsertSearchAttributes(pairs);
   };
 
+  // Whoever started this run (CLI, reaper restart, another client), the operator's filters work.
+  upsertSearchAttributes([
+    { key: TaskProjectKey, value: spec.project },
+    { key: TaskPriorityKey, value: spec.priority },
+  ]);
   let node: NodeRow | null = resume?.node ?? null;
   let launchedAtMs = resume?.launchedAtMs ?? 0;
 

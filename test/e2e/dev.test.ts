@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { isAlive, readProcStat, waitFor } from '../helpers/proc';
+import { freePorts } from '../helpers/temporal';
 
 const BIN = path.resolve(__dirname, '../../../bin/dispatch.js');
 
@@ -28,21 +29,6 @@ function env(): NodeJS.ProcessEnv {
   delete e.DISPATCH_DB;
   delete e.TEMPORAL_ADDRESS;
   return e;
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<net.Server>((resolve, reject) => {
-        const s = net.createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve(s));
-      }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 function portOpen(port: number): Promise<boolean> {

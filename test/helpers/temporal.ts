@@ -65,7 +65,7 @@ export function temporalBin(): string {
 }
 
 /** Distinct free ports: all bound at once (so they differ), then released. */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, () =>
       new Promise<net.Server>((resolve, reject) => {

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Store, type NodeInput } from '../../src/store/store';
+import { Store, localNodeInput, type NodeInput } from '../../src/store/store';
 import { migrate } from '../../src/store/schema';
 import { UserError } from '../../src/common/errors';
 import type { ProcessIdentity, TaskSpec } from '../../src/common/types';
@@ -35,18 +35,7 @@ function spec(id: string, over: Partial<TaskSpec> = {}): TaskSpec {
 }
 
 function node(name: string, slots: number): NodeInput {
-  return {
-    name,
-    kind: 'local',
-    host: null,
-    port: null,
-    user: null,
-    keyPath: null,
-    knownHosts: null,
-    insecureIgnoreHostKey: false,
-    slots,
-    workDir: `/tmp/${name}`,
-  };
+  return localNodeInput(name, slots, `/tmp/${name}`);
 }
 
 function identity(taskId: string, attempt: number, nodeName: string, pid = 4242): ProcessIdentity {

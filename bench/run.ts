@@ -1,0 +1,428 @@
+/**
+ * npm run bench [-- --quick] [-- --long] [-- --only NAME,...]: puts figures on dispatch's promises.
+ * Every goal is a ratio measured in the same run where there is something to compare with. Writes
+ * bench/results.json and bench/RESULTS.md. Reports only: nothing here fails on a slow machine.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Client, Connection } from '@temporalio/client';
+import { startCluster, sleep, type Cluster } from '../test/helpers/cluster';
+import { startSshd, type SshNode } from '../test/helpers/sshd';
+import { Store } from '../src/store/store';
+import { compileConfig } from '../src/config/config';
+import { sweepOptions } from '../src/activities/reaper';
+import { applySweep, killGhosts, planSweep } from '../src/reaper/sweep';
+import { ShellPool } from '../src/shell/pool';
+import { SshShell } from '../src/shell/ssh';
+import { killCommand, launchCommand } from '../src/shell/scripts';
+import { parseKv, parseWrapperStatus } from '../src/shell/status';
+import type { NodeRow } from '../src/common/types';
+import { specHash } from '../src/spec/spec';
+import { workflowInput } from '../src/cli/submit';
+import { TASK_QUEUE } from '../src/common/constants';
+
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const LONG = args.includes('--long');
+const onlyArg = args[args.indexOf('--only') + 1];
+const ONLY = args.includes('--only') && onlyArg ? onlyArg.split(',') : null;
+const want = (name: string): boolean => !ONLY || ONLY.includes(name);
+const log = (s: string): void => console.log(`[bench] ${s}`);
+
+type Row = { figure: string; value: number | string; goal: string; met: boolean | null; note?: string };
+const results: Record<string, unknown> = {};
+const table: Row[] = [];
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+
+function nodeArgs(n: SshNode, slots: number): string[] {
+  return ['node', 'add', n.name, '--host', n.host, '--port', String(n.port), '--user', n.user, '--key', n.keyPath, '--known-hosts', n.knownHostsPath, '--work-dir', n.workDir, '--slots', String(slots)];
+}
+
+function nodeRow(n: SshNode): NodeRow {
+  return { name: n.name, host: n.host, slots: 1000, running_count: 0, kind: 'ssh', port: n.port, user: n.user, key_path: n.keyPath, known_hosts: n.knownHostsPath, insecure_ignore_host_key: 0, work_dir: n.workDir, status: 'online', last_seen_at: null, missed_probes: 0 };
+}
+
+// ---------------------------------------------------------------- sweep_scaling
+async function sweepScaling(): Promise<void> {
+  const sizes = QUICK ? [10_000, 100_000] : [10_000, 1_000_000];
+  const times: number[] = [];
+  for (const size of sizes) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-bench-sweep-'));
+    const store = new Store(path.join(dir, 'dispatch.db'));
+    store.addNode({ name: 'n1', kind: 'ssh', host: 'h', port: 22, user: 'u', keyPath: '/k', knownHosts: '/kh', insecureIgnoreHostKey: false, slots: 1000, workDir: '/w' });
+    const old = new Date(Date.now() - 3600_000).toISOString();
+    store.db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${size - 100})
+      INSERT INTO tasks (id, project, status, node, attempts, seq, workflow_id, updated_at, finished_at, reaped_count)
+      SELECT 'done-' || i, 'p', 'completed', 'n1', 1, i, 'task-done-' || i, '${old}', '${old}', 0 FROM n`);
+    store.db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+      INSERT INTO tasks (id, project, status, node, attempts, seq, workflow_id, started_at, last_heartbeat, updated_at, reaped_count, command)
+      SELECT 'ghost-' || i, 'p', 'running', 'n1', 1, ${size} + i, 'task-ghost-' || i, '${old}', '${old}', '${old}', 0, 'true' FROM n`);
+    store.db.exec(`UPDATE nodes SET running_count = 100`);
+    store.db.exec('ANALYZE');
+    const cfg = compileConfig({ reap_batch: 1000 });
+    const t0 = process.hrtime.bigint();
+    const plan = await planSweep(store, sweepOptions(cfg), async (ids) => new Map(ids.map((i) => [i, 'open' as const])));
+    const rep = applySweep(store, plan, {});
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (rep.cleaned.length !== 100) throw new Error(`sweep cleaned ${rep.cleaned.length} of 100`);
+    times.push(ms);
+    log(`sweep over ${size} rows: ${r2(ms)} ms (100 ghosts cleaned)`);
+    store.close();
+  }
+  const ratio = times[1]! / times[0]!;
+  results.sweep_scaling = { rows: sizes, db_ms: times.map(r2), ratio: r2(ratio) };
+  table.push({ figure: `sweep_scaling (${sizes[1]} / ${sizes[0]} rows)`, value: r2(ratio), goal: '<= 2', met: ratio <= 2, note: `${r2(times[0]!)} ms vs ${r2(times[1]!)} ms` });
+}
+
+// ---------------------------------------------------------------- sqlite_busy_errors
+async function busyErrors(): Promise<void> {
+  const seconds = QUICK ? 20 : LONG ? 600 : 120;
+  const writers = LONG ? 10 : 5;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-bench-busy-'));
+  const dbPath = path.join(dir, 'dispatch.db');
+  const s = new Store(dbPath);
+  s.addNode({ name: 'n1', kind: 'ssh', host: 'h', port: 22, user: 'u', keyPath: '/k', knownHosts: '/kh', insecureIgnoreHostKey: false, slots: 8, workDir: '/w' });
+  s.close();
+  const outs = await Promise.all(
+    Array.from({ length: writers }, (_, k) =>
+      new Promise<{ writes: number; busy: number; other: number }>((resolve, reject) => {
+        const p = spawn(process.execPath, [path.join(__dirname, 'writer.js'), dbPath, String(k), String(seconds)]);
+        let out = '';
+        p.stdout.on('data', (b) => (out += b));
+        p.stderr.on('data', (b) => process.stderr.write(b));
+        p.on('close', () => {
+          try {
+            resolve(JSON.parse(out));
+          } catch (e) {
+            reject(e);
+          }
+        });
+      }),
+    ),
+  );
+  const busy = outs.reduce((a, o) => a + o.busy, 0);
+  const writes = outs.reduce((a, o) => a + o.writes, 0);
+  const other = outs.reduce((a, o) => a + o.other, 0);
+  results.sqlite_busy_errors = { writers, seconds, writes, busy, other_errors: other };
+  log(`${writers} writers for ${seconds}s: ${writes} writes, ${busy} busy errors, ${other} other errors`);
+  table.push({ figure: `sqlite_busy_errors (${writers} procs, ${seconds}s)`, value: busy, goal: '0', met: busy === 0, note: `${writes} writes, ${other} other errors` });
+}
+
+// ---------------------------------------------------------------- recovery_ratio
+async function recovery(): Promise<void> {
+  const lease = 5;
+  const c = await startCluster({ nodes: 1, slots: 4, config: { lease_s: lease, heartbeat_record_interval: 5, kill_grace: 1 } });
+  try {
+    let w = await c.startWorker();
+    const samples: number[] = [];
+    for (let k = 0; k < (QUICK ? 1 : 3); k++) {
+      const id = `rec-${k}`;
+      await c.cliOk(['submit', '--id', id, '--command', 'sleep 120']);
+      await c.waitStatus(id, 'running');
+      await sleep(1500);
+      const h = c.client.workflow.getHandle(`task-${id}`);
+      const killedAt = Date.now();
+      w.kill9();
+      w = await c.startWorker();
+      let at: number | null = null;
+      while (Date.now() - killedAt < 60_000 && at === null) {
+        const d = await h.describe();
+        const pa = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'supervise');
+        const hb = pa?.lastHeartbeatTime ? Number(pa.lastHeartbeatTime.seconds) * 1000 + Math.floor((pa.lastHeartbeatTime.nanos ?? 0) / 1e6) : 0;
+        if (pa && Number(pa.attempt) > 1 && hb > killedAt) at = hb;
+        else await sleep(100);
+      }
+      if (at === null) throw new Error('no re-attached heartbeat within 60 s');
+      samples.push((at - killedAt) / 1000);
+      log(`worker SIGKILL -> re-attached heartbeat: ${r2((at - killedAt) / 1000)} s (heartbeat timeout ${lease} s)`);
+      await c.cliOk(['cancel', id, '--wait']);
+    }
+    const med = pct(samples, 50);
+    results.recovery_ratio = { heartbeat_timeout_s: lease, seconds: samples.map(r2), ratio_median: r2(med / lease), ratio_max: r2(Math.max(...samples) / lease) };
+    table.push({ figure: 'recovery_ratio (median)', value: r2(med / lease), goal: '<= 1.5', met: med / lease <= 1.5, note: `${samples.map(r2).join(', ')} s / ${lease} s timeout` });
+  } finally {
+    await c.stop();
+  }
+}
+
+// ---------------------------------------------------------------- throughput
+async function throughput(): Promise<void> {
+  const n = QUICK ? 100 : 500;
+  const c = await startCluster({ nodes: 2, slots: 16, config: { lease_s: 10, heartbeat_record_interval: 10 } });
+  try {
+    await c.startWorker();
+    const cfg = compileConfig(JSON.parse(readFileSync(c.configPath, 'utf8')));
+    // Baseline: the same server's rate of empty workflows.
+    const e0 = Date.now();
+    await Promise.all(Array.from({ length: n }, (_, i) => c.client.workflow.execute('emptyWorkflow', { taskQueue: TASK_QUEUE, workflowId: `empty-${i}-${e0}` })));
+    const emptyRate = n / ((Date.now() - e0) / 1000);
+    log(`${n} empty workflows: ${r2(emptyRate)} /s`);
+    const submitted = new Map<string, number>();
+    const t0 = Date.now();
+    await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const id = `tp-${i}`;
+        const spec = { id, project: 'tp', priority: 50, dependsOn: [], modifies: [], command: 'true', specBody: null, executor: null, estimatedMinutes: null, maxRuntimeS: 600, node: null };
+        submitted.set(id, Date.now());
+        await c.client.workflow.start('taskWorkflow', { taskQueue: TASK_QUEUE, workflowId: `task-${id}`, args: [workflowInput(spec, cfg)] });
+      }),
+    );
+    let done = 0;
+    while (Date.now() - t0 < 30 * 60_000) {
+      done = c.read((s) => s.counts('tp').completed ?? 0);
+      if (done >= n) break;
+      await sleep(200);
+    }
+    const rows = c.read((s) => s.listTasks({ project: 'tp' }));
+    const end = Math.max(...rows.map((r) => Date.parse(r.finished_at ?? '') || 0));
+    const rate = n / ((end - t0) / 1000);
+    const lat = rows.filter((r) => r.started_at).map((r) => Date.parse(r.started_at!) - submitted.get(r.id)!);
+    const p50 = pct(lat, 50);
+    const p99 = pct(lat, 99);
+    // Queueing behind 32 slots dominates p99 by design; the first wave shows the pure dispatch path.
+    const firstWave = [...lat].sort((a, b) => a - b).slice(0, 32);
+    results.throughput = { tasks: n, slots: 32, tasks_per_s: r2(rate), empty_workflows_per_s: r2(emptyRate), throughput_ratio: r2(rate / emptyRate), dispatch_latency_ms: { p50, p99, first_32_median: pct(firstWave, 50) } };
+    void specHash;
+    table.push({ figure: `throughput (${n} tasks, 2x16 slots)`, value: `${r2(rate)} tasks/s`, goal: '-', met: null, note: `empty workflows ${r2(emptyRate)}/s` });
+    table.push({ figure: 'throughput_ratio', value: r2(rate / emptyRate), goal: '>= 0.25', met: rate / emptyRate >= 0.25 });
+    table.push({ figure: 'dispatch latency p50 (submit -> running)', value: `${p50} ms`, goal: '<= 200 ms', met: p50 <= 200, note: `p99 ${p99} ms; first 32 (no queueing) median ${pct(firstWave, 50)} ms` });
+  } finally {
+    await c.stop();
+  }
+}
+
+// ---------------------------------------------------------------- mass_cleanup
+async function launchGhosts(nodes: SshNode[], pool: ShellPool, count: number, tag: string): Promise<{ node: SshNode; id: string; pid: number; starttime: string; bootId: string; dir: string }[]> {
+  const out: { node: SshNode; id: string; pid: number; starttime: string; bootId: string; dir: string }[] = [];
+  await Promise.all(
+    nodes.map(async (n, k) => {
+      const shell = pool.get(nodeRow(n));
+      const mine = Array.from({ length: Math.ceil(count / nodes.length) }, (_, i) => `${tag}-${k}-${i}`).slice(0, Math.max(0, count - k * Math.ceil(count / nodes.length)));
+      await Promise.all(
+        mine.map(async (id) => {
+          const dir = `${n.workDir}/${id}/attempt-1`;
+          const r = await shell.exec(launchCommand(dir, id, 1, 'exec sleep 600', false));
+          const st = parseWrapperStatus(parseKv(r.stdout).get('status') ?? '');
+          if (!st) throw new Error(`launch failed: ${r.stdout} ${r.stderr}`);
+          out.push({ node: n, id, pid: st.pid, starttime: st.starttime, bootId: st.bootId, dir });
+        }),
+      );
+    }),
+  );
+  return out;
+}
+
+async function massCleanup(): Promise<void> {
+  const nNodes = QUICK ? 3 : 10;
+  const nGhosts = QUICK ? 100 : 1000;
+  const base = mkdtempSync(path.join(os.tmpdir(), 'dispatch-bench-mass-'));
+  const nodes: SshNode[] = [];
+  for (let i = 1; i <= nNodes; i++) nodes.push(await startSshd(`m${i}`, { baseDir: base, clientKeyDir: base }));
+  const launcher = new ShellPool();
+  try {
+    // Batched: the reaper's own sweep over rows pointing at real processes.
+    const ghosts = await launchGhosts(nodes, launcher, nGhosts, 'g');
+    log(`launched ${ghosts.length} ghost processes on ${nNodes} nodes`);
+    const store = new Store(path.join(base, 'dispatch.db'));
+    for (const n of nodes) store.addNode({ name: n.name, kind: 'ssh', host: n.host, port: n.port, user: n.user, keyPath: n.keyPath, knownHosts: n.knownHostsPath, insecureIgnoreHostKey: false, slots: 1000, workDir: n.workDir });
+    const old = new Date(Date.now() - 3600_000).toISOString();
+    const ins = store.db.prepare(`INSERT INTO tasks (id, project, status, node, pid, proc_starttime, boot_id, run_dir, attempts, seq, workflow_id, started_at, last_heartbeat, updated_at, reaped_count, command)
+      VALUES (?, 'mass', 'running', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, 0, 'sleep')`);
+    store.db.transaction(() => ghosts.forEach((g, i) => ins.run(g.id, g.node.name, g.pid, g.starttime, g.bootId, g.dir, i + 1, `task-${g.id}`, old, old, old)))();
+    store.fixBooks();
+    const cfg = compileConfig({ reap_batch: nGhosts, kill_grace: 5 });
+    const pool = new ShellPool();
+    const t0 = Date.now();
+    const plan = await planSweep(store, sweepOptions(cfg));
+    const kills = await killGhosts(pool, plan);
+    const rep = applySweep(store, plan, kills);
+    const batchedS = (Date.now() - t0) / 1000;
+    const sessions = pool.stats().sessions;
+    const connections = pool.stats().connections;
+    const killed = Object.values(kills).filter((k) => /^killed-/.test(k.outcome)).length;
+    log(`batched: ${rep.cleaned.length} cleaned, ${killed} killed in ${r2(batchedS)} s with ${sessions} SSH sessions over ${connections} connections`);
+    pool.closeAll();
+    store.close();
+
+    // Naive (the seeds' way): one SSH connection and one kill per ghost.
+    const naiveGhosts = await launchGhosts(nodes, launcher, nGhosts, 'h');
+    const t1 = Date.now();
+    let naiveSessions = 0;
+    const queue = [...naiveGhosts];
+    await Promise.all(
+      Array.from({ length: nNodes * 2 }, async () => {
+        for (let g = queue.shift(); g; g = queue.shift()) {
+          const sh = new SshShell({ name: g.node.name, host: g.node.host, port: g.node.port, user: g.node.user, keyPath: g.node.keyPath, knownHostsPath: g.node.knownHostsPath, insecureIgnoreHostKey: false });
+          await sh.exec(killCommand(g.bootId, 5, [{ pid: g.pid, starttime: g.starttime }]));
+          naiveSessions += sh.sessionsOpened;
+          sh.close();
+        }
+      }),
+    );
+    const naiveS = (Date.now() - t1) / 1000;
+    log(`naive: ${naiveGhosts.length} kills in ${r2(naiveS)} s with ${naiveSessions} SSH connections`);
+    const speedup = naiveS / batchedS;
+    results.mass_cleanup = { ghosts: nGhosts, nodes: nNodes, batched_s: r2(batchedS), sessions, connections, naive_s: r2(naiveS), naive_sessions: naiveSessions, mass_cleanup_speedup: r2(speedup), reap_batch: nGhosts };
+    table.push({ figure: `mass_cleanup sessions (${nGhosts} ghosts, ${nNodes} nodes)`, value: sessions, goal: '<= 10', met: sessions <= 10, note: `${r2(batchedS)} s; TASK_REAP_BATCH=${nGhosts}` });
+    table.push({ figure: 'mass_cleanup_speedup (naive / batched)', value: r2(speedup), goal: '>= 20', met: speedup >= 20, note: `naive ${r2(naiveS)} s, ${naiveSessions} connections` });
+  } finally {
+    launcher.closeAll();
+    for (const n of nodes) await n.stop();
+  }
+}
+
+// ---------------------------------------------------------------- worker_rss_mb_1000
+function sshConnectionsOf(pid: number, ports: Set<number>): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      /* fd closed meanwhile */
+    }
+  }
+  let n = 0;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const port = parseInt(f[2]!.split(':')[1]!, 16);
+    if (f[3] === '01' && ports.has(port) && inodes.has(f[9]!)) n++;
+  }
+  return n;
+}
+
+async function workerRss(): Promise<void> {
+  const tasks = QUICK ? 100 : 1000;
+  const nNodes = QUICK ? 2 : 10;
+  const c = await startCluster({ nodes: nNodes, slots: Math.ceil(tasks / nNodes), config: { lease_s: 30, heartbeat_record_interval: 60 } });
+  try {
+    const w = await c.startWorker();
+    const cfg = compileConfig(JSON.parse(readFileSync(c.configPath, 'utf8')));
+    const t0 = Date.now();
+    for (let i = 0; i < tasks; i += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, tasks - i) }, (_, k) => {
+          const id = `rss-${i + k}`;
+          const spec = { id, project: 'rss', priority: 50, dependsOn: [], modifies: [], command: 'sleep 1200', specBody: null, executor: null, estimatedMinutes: null, maxRuntimeS: 3600, node: null };
+          return c.client.workflow.start('taskWorkflow', { taskQueue: TASK_QUEUE, workflowId: `task-${id}`, args: [workflowInput(spec, cfg)] });
+        }),
+      );
+    }
+    while (Date.now() - t0 < 20 * 60_000) {
+      const running = c.read((s) => s.counts('rss').running ?? 0);
+      if (running >= tasks) break;
+      await sleep(1000);
+    }
+    const running = c.read((s) => s.counts('rss').running ?? 0);
+    await sleep(20_000); // let supervision settle into its steady rhythm
+    const rss: number[] = [];
+    for (let k = 0; k < 10; k++) {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${w.proc.pid}/status`, 'utf8'));
+      rss.push(Number(m![1]) / 1024);
+      await sleep(1000);
+    }
+    const conns = sshConnectionsOf(w.proc.pid!, new Set(c.nodes.map((n) => n.port)));
+    const mb = Math.max(...rss);
+    log(`${running} running tasks supervised: worker RSS max ${r2(mb)} MB, ${conns} SSH connections for ${nNodes} nodes`);
+    results.worker_rss_mb_1000 = { tasks: running, rss_mb_max: r2(mb), ssh_connections: conns, nodes: nNodes };
+    table.push({ figure: `worker_rss_mb (${running} running tasks)`, value: r2(mb), goal: '<= 300', met: mb <= 300 });
+    table.push({ figure: 'worker SSH connections', value: conns, goal: `= ${nNodes} nodes`, met: conns === nNodes });
+    execFileSync(process.execPath, [path.resolve(__dirname, '../../bin/dispatch.js'), '--address', c.temporal.address, '--db', c.dbPath, 'status'], { stdio: 'ignore' });
+    // Cancel everything through the operator path and let the books settle.
+    const { spawnSync } = await import('node:child_process');
+    const { temporalBin } = await import('../test/helpers/temporal');
+    spawnSync(temporalBin(), ['workflow', 'cancel', '--query', 'TaskProject="rss" AND ExecutionStatus="Running"', '--yes', '--address', c.temporal.address], { stdio: 'ignore' });
+    const until = Date.now() + 10 * 60_000;
+    while (Date.now() < until && c.read((s) => (s.counts('rss').running ?? 0) + (s.counts('rss').dispatched ?? 0)) > 0) await sleep(2000);
+  } finally {
+    await c.stop();
+  }
+}
+
+function machine(): Record<string, unknown> {
+  let temporal = 'unknown';
+  try {
+    const { temporalBin } = require('../test/helpers/temporal') as typeof import('../test/helpers/temporal');
+    temporal = execFileSync(temporalBin(), ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    /* reported as unknown */
+  }
+  const pkg = JSON.parse(readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8'));
+  return {
+    cores: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    memory_gib: r2(os.totalmem() / 2 ** 30),
+    node: process.version,
+    temporal,
+    temporal_sdk: pkg.dependencies['@temporalio/worker'],
+    sqlite: new Database(':memory:').prepare('select sqlite_version() v').get() as unknown,
+    openssh: (() => {
+      try {
+        return execFileSync('/usr/sbin/sshd', ['-V'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      } catch (e) {
+        return String((e as { stderr?: string }).stderr ?? '').trim();
+      }
+    })(),
+  };
+}
+
+async function run(): Promise<void> {
+  const started = Date.now();
+  const sections: [string, () => Promise<void>][] = [
+    ['sweep_scaling', sweepScaling],
+    ['sqlite_busy_errors', busyErrors],
+    ['recovery_ratio', recovery],
+    ['throughput', throughput],
+    ['mass_cleanup', massCleanup],
+    ['worker_rss_mb_1000', workerRss],
+  ];
+  const failures: string[] = [];
+  for (const [name, fn] of sections) {
+    if (!want(name)) continue;
+    log(`--- ${name}${QUICK ? ' (quick)' : ''}`);
+    try {
+      await fn();
+    } catch (e) {
+      failures.push(`${name}: ${(e as Error).message}`);
+      table.push({ figure: name, value: 'error', goal: '-', met: false, note: (e as Error).message.slice(0, 200) });
+      console.error(e);
+    }
+  }
+  const m = machine();
+  const out = { mode: QUICK ? 'quick' : LONG ? 'long' : 'full', date: new Date().toISOString(), duration_s: Math.round((Date.now() - started) / 1000), machine: m, results, failures };
+  const w = Math.max(...table.map((t) => t.figure.length), 6);
+  const lines = [`${'figure'.padEnd(w)}  ${'value'.padEnd(18)}  ${'goal'.padEnd(14)}  met`, ...table.map((t) => `${t.figure.padEnd(w)}  ${String(t.value).padEnd(18)}  ${t.goal.padEnd(14)}  ${t.met === null ? '-' : t.met ? 'yes' : 'NO'}${t.note ? `   ${t.note}` : ''}`)];
+  console.log(`\n${lines.join('\n')}\n`);
+  const dir = path.resolve(__dirname, '../../bench');
+  const suffix = QUICK ? '.quick' : '';
+  writeFileSync(path.join(dir, `results${suffix}.json`), JSON.stringify(out, null, 2) + '\n');
+  const md = [
+    `# dispatch benchmark results (${out.mode})`,
+    '',
+    `Run ${out.date}, ${out.duration_s} s. Machine: ${m.cores} cores (${m.cpu}), ${m.memory_gib} GiB, Node ${m.node}, ${m.temporal}, SDK ${m.temporal_sdk}, ${m.openssh}.`,
+    '',
+    '| figure | value | goal | met | note |',
+    '|---|---|---|---|---|',
+    ...table.map((t) => `| ${t.figure} | ${t.value} | ${t.goal} | ${t.met === null ? '-' : t.met ? 'yes' : '**no**'} | ${t.note ?? ''} |`),
+    '',
+    'Reproduce with `npm run bench` (`-- --quick` for the small version, `-- --only NAME` for one figure).',
+    '',
+  ].join('\n');
+  writeFileSync(path.join(dir, `RESULTS${suffix}.md`), md);
+  log(`wrote bench/results${suffix}.json and bench/RESULTS${suffix}.md`);
+  if (failures.length) process.exitCode = 1;
+}
+
+run().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
