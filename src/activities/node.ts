@@ -8,8 +8,9 @@ import { NodeConfigError, NodeUnreachableError } from '../common/errors';
 import type { NodeRow, ProcessIdentity } from '../common/types';
 import { isValidTaskId } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
-import { killCommand, launchCommand, probeCommand } from '../shell/scripts';
-import { decideProbe, parseKillOutput, parseKv, parseWrapperStatus, type KillReport, type ProbeVerdict } from '../shell/status';
+import { ProbeBatcher } from '../shell/batcher';
+import { killCommand, launchCommand } from '../shell/scripts';
+import { parseKillOutput, parseKv, parseWrapperStatus, type KillReport, type ProbeVerdict } from '../shell/status';
 import type { NodeShell } from '../shell/types';
 
 export interface LaunchInput {
@@ -37,7 +38,7 @@ export interface KillInput {
   graceS: number;
 }
 
-const PROBE_TIMEOUT_MS = 15_000;
+const PROBE_TIMEOUT_MS = 30_000;
 
 export function attemptDir(node: NodeRow, taskId: string, attempt: number): string {
   if (!isValidTaskId(taskId) || !Number.isSafeInteger(attempt) || attempt < 1) throw new Error('invalid task id or attempt');
@@ -52,12 +53,12 @@ function nodeFailure(e: unknown): never {
   throw e;
 }
 
-export function createNodeActivities(deps: { pool: ShellPool }) {
+export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBatcher }) {
   const shellOf = (node: NodeRow): NodeShell => deps.pool.get(node);
+  const batcher = deps.batcher ?? new ProbeBatcher(deps.pool, 100, PROBE_TIMEOUT_MS);
 
-  async function probe(node: NodeRow, id: ProcessIdentity): Promise<ProbeVerdict> {
-    const r = await shellOf(node).exec(probeCommand(id), { timeoutMs: PROBE_TIMEOUT_MS });
-    return decideProbe(r.stdout);
+  function probe(node: NodeRow, id: ProcessIdentity): Promise<ProbeVerdict> {
+    return batcher.probe(node, id);
   }
 
   return {
@@ -107,7 +108,10 @@ export function createNodeActivities(deps: { pool: ShellPool }) {
         }
         ctx.heartbeat({ ...details, unreachableSince });
         if (Date.now() >= until) return { state: 'running' };
-        await ctx.sleep(Math.min(tickMs, Math.max(0, until - Date.now())));
+        // Once past the fast start, wake on ticks aligned to the clock so that every task on a
+        // node probes at the same moment and the batcher sends one command for all of them.
+        const wait = tickMs < maxTickMs ? tickMs : Math.ceil((Date.now() + 1) / maxTickMs) * maxTickMs - Date.now();
+        await ctx.sleep(Math.min(wait, Math.max(0, until - Date.now())));
         tickMs = Math.min(maxTickMs, tickMs * 2);
       }
     },

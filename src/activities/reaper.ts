@@ -82,12 +82,21 @@ function inputFromRow(store: Store, id: string, cfg: DispatchConfig): TaskWorkfl
   };
 }
 
+/** Webhook URLs often carry a token in the path or query: log only where it goes. */
+function redact(url: string): string {
+  try {
+    return `${new URL(url).origin}/...`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
 export async function postWebhook(url: string, report: unknown): Promise<void> {
   try {
     const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(report), signal: AbortSignal.timeout(10_000) });
-    if (!r.ok) console.warn(`[dispatch] webhook ${url} answered ${r.status}`);
+    if (!r.ok) console.warn(`[dispatch] webhook ${redact(url)} answered ${r.status}`);
   } catch (e) {
-    console.warn(`[dispatch] webhook ${url} failed: ${(e as Error).message}`);
+    console.warn(`[dispatch] webhook ${redact(url)} failed: ${(e as Error).message}`);
   }
 }
 

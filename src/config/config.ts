@@ -176,14 +176,14 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     const parsed = kind === 'posint' ? (/^[0-9]+$/.test(v.trim()) ? Number(v.trim()) : NaN) : v;
     (out as unknown as Record<string, unknown>)[key] = check(name, kind, parsed);
   }
+  if (out.heartbeat_record_interval < out.lease_s / 3) {
+    // Recording more often than the heartbeat itself is pointless DB load.
+    out.heartbeat_record_interval = out.lease_s / 3;
+  }
   if (out.stale_s <= out.heartbeat_record_interval + out.lease_s) {
     // A live task refreshes last_heartbeat only every heartbeat_record_interval: a shorter stale
     // limit would make every live task look stale.
     throw new ConfigError('stale_s', `must be longer than heartbeat_record_interval + lease_s (${out.heartbeat_record_interval + out.lease_s}s), got ${out.stale_s}s`);
-  }
-  if (out.heartbeat_record_interval < out.lease_s / 3) {
-    // Recording more often than the heartbeat itself is pointless DB load.
-    out.heartbeat_record_interval = out.lease_s / 3;
   }
   return out;
 }

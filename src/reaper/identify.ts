@@ -1,5 +1,5 @@
 /** Deciding whether a legacy row's process is really that task's. Pure. */
-import { isStartTime, parsePid } from '../common/validate';
+import { isStartTime, isValidTaskId, parsePid } from '../common/validate';
 
 export interface IdentLine {
   pid: number;
@@ -33,9 +33,11 @@ export function parseIdentify(out: string): IdentLine[] {
  * id bounded by characters that cannot be part of an id (so S1 never matches S12).
  */
 export function processNamesTask(ident: IdentLine, taskId: string): boolean {
+  if (!isValidTaskId(taskId)) return false;
   if (ident.envTask === taskId) return true;
   const args = (ident.cmdline ?? '').split('\0');
   const esc = taskId.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
-  const re = new RegExp(`(^|[^A-Za-z0-9_-])${esc}($|[^A-Za-z0-9_-])`);
+  // Id characters include '.', so "S1" never matches "S1.retry"; a spec file "S1.md" still names S1.
+  const re = new RegExp(`(^|[^A-Za-z0-9._-])${esc}(\\.md)?($|[^A-Za-z0-9._-])`);
   return args.some((a) => re.test(a));
 }

@@ -141,7 +141,8 @@ export async function killGhosts(pool: ShellPool, plan: SweepPlan): Promise<Reco
           const idents = new Map(parseIdentify(out.stdout).map((i) => [i.pid, i]));
           for (const g of legacy) {
             const id = idents.get(g.pid!);
-            if (!id || id.gone) notes[g.id] = { outcome: 'already-gone' };
+            if (!id) notes[g.id] = { outcome: 'unknown', note: `the node gave no identify answer for pid ${g.pid}` };
+            else if (id.gone) notes[g.id] = { outcome: 'already-gone' };
             else if (!processNamesTask(id, g.id)) notes[g.id] = { outcome: 'not-signalled', note: `pid ${g.pid} is alive but neither its command line nor its environment names ${g.id}` };
             else if (boot && id.starttime) add(boot, { id: g.id, pid: g.pid!, starttime: id.starttime });
           }

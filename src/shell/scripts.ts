@@ -59,6 +59,36 @@ if [ -s "$dir/status.json" ]; then printf 'status='; head -c 4096 "$dir/status.j
 `;
 
 /**
+ * Many probes in one command: args are (dir pid starttime boot) quadruples. One line per target:
+ * "probe <pid> <starttime> boot=same|changed alive=0|1 status=<status.json or ->".
+ */
+const PROBE_MANY = `
+read -r b < /proc/sys/kernel/random/boot_id
+st_of() { r=\${1##*') '}; set -- $r; S=$1; T=\${20}; }
+while [ $# -ge 4 ]; do
+  dir=$1; pid=$2; start=$3; boot=$4; shift 4
+  bs=same; [ "$b" = "$boot" ] || bs=changed
+  alive=0
+  if [ $bs = same ] && read -r stat 2>/dev/null < /proc/$pid/stat; then
+    st_of "$stat"
+    if [ "$S" != Z ] && [ "$T" = "$start" ]; then alive=1; fi
+  fi
+  js=-
+  if [ -s "$dir/status.json" ]; then js=$(head -c 4096 "$dir/status.json" | tr -d '\\n'); fi
+  echo "probe $pid $start boot=$bs alive=$alive status=$js"
+done
+`;
+
+export function probeManyCommand(ids: readonly Pick<ProcessIdentity, 'dir' | 'pid' | 'starttime' | 'bootId'>[]): string {
+  const args: (string | number)[] = [];
+  for (const id of ids) {
+    assertIdentity(id);
+    args.push(id.dir, id.pid, id.starttime, id.bootId);
+  }
+  return buildCommand(PROBE_MANY, 'dispatch-probe-many', args);
+}
+
+/**
  * Checked kill of process groups, in one batch: args are boot grace then (pid starttime) pairs.
  * Before each signal the leader's start time and the boot id are checked again; a group whose
  * leader is now another process is never signalled. Prints one "result <pid> <outcome>" per pid.

@@ -69,7 +69,8 @@ export function parseKillOutput(out: string): KillReport[] {
   const res: KillReport[] = [];
   for (const line of out.split('\n')) {
     const m = /^result ([0-9]+) (not-ours|not-ours-at-kill|already-gone|killed-term|killed-kill|still-alive|rebooted)$/.exec(line.trim());
-    if (m) res.push({ pid: Number(m[1]), outcome: m[2] as KillReport['outcome'] });
+    const pid = m ? parsePid(m[1]) : null;
+    if (m && pid !== null) res.push({ pid, outcome: m[2] as KillReport['outcome'] });
   }
   return res;
 }

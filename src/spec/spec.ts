@@ -14,6 +14,16 @@ export const DEFAULT_PROJECT = 'default';
 const MAX_COMMAND = 64 * 1024;
 const MAX_SPEC = 1024 * 1024;
 
+/** JSON for error messages that never throws (YAML aliases can make circular values). */
+function show(v: unknown): string {
+  try {
+    const j = JSON.stringify(v);
+    return j === undefined ? String(v) : j.length > 200 ? `${j.slice(0, 200)}...` : j;
+  } catch {
+    return '(an unprintable value)';
+  }
+}
+
 const FRONT_MATTER_KEYS = [
   'task_id',
   'project',
@@ -39,9 +49,9 @@ function list(source: string, key: string, v: unknown, check?: (s: string) => bo
   const out: string[] = [];
   for (const x of arr) {
     if (typeof x !== 'string' || x.trim() === '' || /[\0\n\r]/.test(x) || x.length > 1024) {
-      throw new SpecError(source, `${key} contains an invalid entry ${JSON.stringify(x)}`);
+      throw new SpecError(source, `${key} contains an invalid entry ${show(x)}`);
     }
-    if (check && !check(x.trim())) throw new SpecError(source, `${key} entry ${JSON.stringify(x)} is not a valid task id`);
+    if (check && !check(x.trim())) throw new SpecError(source, `${key} entry ${show(x)} is not a valid task id`);
     out.push(x.trim());
   }
   return [...new Set(out)];
@@ -51,7 +61,7 @@ function int(source: string, key: string, v: unknown, dflt: number): number {
   if (v === undefined || v === null) return dflt;
   const n = typeof v === 'string' && /^-?[0-9]+$/.test(v.trim()) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < -1_000_000 || n > 1_000_000) {
-    throw new SpecError(source, `${key} must be an integer, got ${JSON.stringify(v)}`);
+    throw new SpecError(source, `${key} must be an integer, got ${show(v)}`);
   }
   return n;
 }
@@ -79,11 +89,11 @@ export interface RawTask {
 export function buildTaskSpec(raw: RawTask, specBody: string | null, defaults: SpecDefaults, source: string): TaskSpec {
   const id = raw.task_id;
   if (typeof id !== 'string' || !TASK_ID_RE.test(id)) {
-    throw new SpecError(source, `task id ${JSON.stringify(id ?? null)} is not allowed: ids must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`);
+    throw new SpecError(source, `task id ${show(id ?? null)} is not allowed: ids must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`);
   }
   const project = raw.project ?? DEFAULT_PROJECT;
   if (typeof project !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(project)) {
-    throw new SpecError(source, `project ${JSON.stringify(project)} must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`);
+    throw new SpecError(source, `project ${show(project)} must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`);
   }
   const dependsOn = list(source, 'depends_on', raw.depends_on, (s) => TASK_ID_RE.test(s));
   if (dependsOn.includes(id)) throw new SpecError(source, `task ${id} cannot depend on itself`);
@@ -95,10 +105,10 @@ export function buildTaskSpec(raw: RawTask, specBody: string | null, defaults: S
     command = raw.command;
   } else if (raw.executor !== undefined && raw.executor !== null) {
     if (typeof raw.executor !== 'string') throw new SpecError(source, 'executor must be a string');
-    const tpl = defaults.executors[raw.executor];
-    if (!tpl) {
+    const tpl = Object.hasOwn(defaults.executors, raw.executor) ? defaults.executors[raw.executor] : undefined;
+    if (typeof tpl !== 'string') {
       const known = Object.keys(defaults.executors);
-      throw new SpecError(source, `executor ${JSON.stringify(raw.executor)} is not configured (configured: ${known.length ? known.join(', ') : 'none; add "executors" to dispatch.config.json'})`);
+      throw new SpecError(source, `executor ${show(raw.executor)} is not configured (configured: ${known.length ? known.join(', ') : 'none; add "executors" to dispatch.config.json'})`);
     }
     executor = raw.executor;
     command = expandExecutor(tpl);
@@ -122,7 +132,7 @@ export function buildTaskSpec(raw: RawTask, specBody: string | null, defaults: S
   }
   let node: string | null = null;
   if (raw.node !== undefined && raw.node !== null) {
-    if (typeof raw.node !== 'string' || !NODE_NAME_RE.test(raw.node)) throw new SpecError(source, `node ${JSON.stringify(raw.node)} is not a valid node name`);
+    if (typeof raw.node !== 'string' || !NODE_NAME_RE.test(raw.node)) throw new SpecError(source, `node ${show(raw.node)} is not a valid node name`);
     node = raw.node;
   }
   if (specBody !== null && specBody.length > MAX_SPEC) throw new SpecError(source, 'spec file is larger than 1 MiB');
@@ -154,7 +164,7 @@ export function parseSpecText(text: string, source: string, defaults: SpecDefaul
   if (typeof fm !== 'object' || fm === null || Array.isArray(fm)) throw new SpecError(source, 'front matter must be a YAML mapping');
   for (const k of Object.keys(fm)) {
     if (!(FRONT_MATTER_KEYS as readonly string[]).includes(k)) {
-      throw new SpecError(source, `unknown front matter key ${JSON.stringify(k)} (known: ${FRONT_MATTER_KEYS.join(', ')})`);
+      throw new SpecError(source, `unknown front matter key ${show(k)} (known: ${FRONT_MATTER_KEYS.join(', ')})`);
     }
   }
   return buildTaskSpec(fm as RawTask, text, defaults, source);

@@ -210,7 +210,17 @@ export async function startTemporal(opts: { dir?: string } = {}): Promise<Tempor
     },
     restart: async () => {
       await stopChild(server.process); // after kill9 this just waits for the exit
-      server.process = await launch(ports, dbFile, namespace);
+      // The server also binds internal ports next to the frontend one; an outgoing connection
+      // may hold one of them for a moment after the crash. The frontend port must stay the same.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          server.process = await launch(ports, dbFile, namespace);
+          return;
+        } catch (e) {
+          if (attempt >= 5 || !/address already in use/.test(String((e as Error).message))) throw e;
+          await new Promise((r) => setTimeout(r, 1000 * attempt));
+        }
+      }
     },
   };
   return server;
