@@ -382,6 +382,31 @@ function machine(): Record<string, unknown> {
   };
 }
 
+/** Why a goal is missed and what would close it, for every figure that missed its goal. */
+const GAPS: [RegExp, string][] = [
+  [
+    /throughput_ratio|dispatch latency/,
+    'Each task is a workflow with about eight activity round trips before it runs (register, assignment by signal, node row, launch, mark running), each a database activity on `dispatch-db` and a workflow task on the Temporal dev server, whose SQLite persistence manages only tens of workflows a second here. An empty workflow needs one. Closing it: fold the node row into the assignment and hand out a free slot in the register activity itself (no signal round trip when a slot is free), batch the allocator\'s signals, and measure against a Temporal server with a faster store (PostgreSQL in docker-compose.temporal.yml).',
+  ],
+  [/worker_rss/, 'The worker caches every open workflow (the Temporal SDK\'s default cache size follows the machine\'s memory). Closing it: cap `maxCachedWorkflows` (supervision wakes a workflow once a minute, so a smaller cache costs a replay per slice), and move idle supervision out of the workflow cache.'],
+  [/recovery_ratio/, 'Recovery is the heartbeat timeout plus the retry interval and a restarted worker\'s start-up; a shorter lease shortens it proportionally.'],
+  [/mass_cleanup/, 'The batched kill sends one command per node; time is dominated by the grace period of processes that ignore SIGTERM.'],
+  [/sweep_scaling/, 'The sweep reads only dispatched/running rows through the (status, priority, seq) index; a regression here means a query lost its index.'],
+  [/sqlite_busy/, 'Every store write transaction is BEGIN IMMEDIATE under busy_timeout 30000; a busy error means a write path bypasses Store.'],
+];
+
+function gapNotes(rows: Row[]): string[] {
+  const missed = rows.filter((r) => r.met === false);
+  if (missed.length === 0) return ['Every goal above is met.', ''];
+  const out = ['## Goals not met, why, and what would close them', ''];
+  for (const r of missed) {
+    const g = GAPS.find(([re]) => re.test(r.figure));
+    out.push(`- **${r.figure}** (${r.value}, goal ${r.goal}): ${g ? g[1] : 'see the note in the table.'}`);
+  }
+  out.push('');
+  return out;
+}
+
 async function run(): Promise<void> {
   const started = Date.now();
   const sections: [string, () => Promise<void>][] = [
@@ -429,6 +454,7 @@ function write(m: Record<string, unknown>, started: number, failures: string[], 
     '',
     'Reproduce with `npm run bench` (`-- --quick` for the small version, `-- --only NAME` for one figure).',
     '',
+    ...gapNotes(table),
   ].join('\n');
   writeFileSync(path.join(dir, `RESULTS${suffix}.md`), md);
   if (final) log(`wrote bench/results${suffix}.json and bench/RESULTS${suffix}.md`);
