@@ -372,13 +372,8 @@ function machine(): Record<string, unknown> {
     temporal,
     temporal_sdk: pkg.dependencies['@temporalio/worker'],
     sqlite: new Database(':memory:').prepare('select sqlite_version() v').get() as unknown,
-    openssh: (() => {
-      try {
-        return execFileSync('/usr/sbin/sshd', ['-V'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-      } catch (e) {
-        return String((e as { stderr?: string }).stderr ?? '').trim();
-      }
-    })(),
+    // sshd -V prints its version on stderr (and may exit non-zero).
+    openssh: (require('node:child_process') as typeof import('node:child_process')).spawnSync('/usr/sbin/sshd', ['-V'], { encoding: 'utf8' }).stderr.trim().split('\n')[0] ?? 'unknown',
   };
 }
 
