@@ -163,7 +163,7 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
           log.warn(`node ${r.name} is offline after ${OFFLINE_AFTER_MISSES} missed probes: ${r.error}`);
         }
         const n = store.getNode(r.name);
-        if (r.ok && n?.status === 'offline') recover.push({ node: n, current: store.currentAttempts(r.name) });
+        if (r.ok && n?.status === 'offline') recover.push({ node: n, current: store.allCurrentAttempts() });
       }
       return { recover, wentOffline };
     },
@@ -200,7 +200,8 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
     },
     /** Online nodes with their current attempts, and the cutoff before which attempt dirs are removed. */
     async retentionTargets(): Promise<{ nodes: { node: NodeRow; current: string[] }[]; cutoffEpochS: number }> {
-      const nodes = store.listNodes().filter((n) => n.status === 'online').map((n) => ({ node: n, current: store.currentAttempts(n.name) }));
+      const current = store.allCurrentAttempts();
+      const nodes = store.listNodes().filter((n) => n.status === 'online').map((n) => ({ node: n, current }));
       return { nodes, cutoffEpochS: Math.floor(Date.now() / 1000 - config.retention) };
     },
     async recordPrune(results: { node: string; removed: string[]; error: string | null }[]): Promise<void> {

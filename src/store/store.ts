@@ -539,6 +539,17 @@ export class Store {
     }));
   }
 
+  /**
+   * "task#attempt" of every attempt the books say is current, on any node. Leftover-process cleanup
+   * spares all of them: several node entries can share one host (the chaos run found a recovering
+   * node killing live tasks of its neighbours on the same machine).
+   */
+  allCurrentAttempts(): string[] {
+    return (this.db.prepare(`SELECT id, attempts FROM tasks WHERE status IN ('dispatched', 'running')`).all() as { id: string; attempts: number }[]).map(
+      (r) => `${r.id}#${r.attempts}`,
+    );
+  }
+
   /** "task#attempt" of every attempt the books say is current on a node. */
   currentAttempts(node: string): string[] {
     return (this.db.prepare(`SELECT id, attempts FROM tasks WHERE node = ? AND status IN ('dispatched', 'running')`).all(node) as { id: string; attempts: number }[]).map(

@@ -178,6 +178,8 @@ describe('reaper', () => {
     } finally {
       await c.nodes[1]!.start();
     }
+    // A live task of another node on the same host must survive n2's recovery (the chaos run found this).
+    const neighbour = await runningTask('off-neighbour', ['--node', 'n1']);
     // The pooled connection backs off after failures (at most 10 s): probe until the node answers.
     let recovered: string[] = [];
     for (let i = 0; i < 30 && !recovered.includes('n2'); i++) {
@@ -187,6 +189,9 @@ describe('reaper', () => {
     }
     assert.deepEqual(recovered, ['n2']);
     for (const p of procs) assert.equal(isAlive(p), false, `leftover ${p} still alive`);
+    assert.equal(isAlive(neighbour.pid), true, 'the recovery killed a live task of another node on the same host');
+    assert.equal(c.task('off-neighbour')?.status, 'running');
+    await c.cliOk(['cancel', 'off-neighbour', '--wait']);
     const back = await c.waitStatus('off-wait', 'completed');
     const events = c.read((s) => s.db.prepare(`SELECT at FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { at: string });
     assert.ok(Date.parse(back.started_at!) >= Date.parse(events.at), 'took work only after recovery');
