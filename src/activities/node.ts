@@ -9,7 +9,7 @@ import type { NodeRow, ProcessIdentity } from '../common/types';
 import { isValidTaskId } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
 import { ProbeBatcher } from '../shell/batcher';
-import { killCommand, launchCommand } from '../shell/scripts';
+import { killCommand, launchCommand, workDirOf } from '../shell/scripts';
 import { parseKillOutput, parseKv, parseWrapperStatus, type KillReport, type ProbeVerdict } from '../shell/status';
 import type { NodeShell } from '../shell/types';
 
@@ -42,8 +42,7 @@ const PROBE_TIMEOUT_MS = 30_000;
 
 export function attemptDir(node: NodeRow, taskId: string, attempt: number): string {
   if (!isValidTaskId(taskId) || !Number.isSafeInteger(attempt) || attempt < 1) throw new Error('invalid task id or attempt');
-  const base = (node.work_dir ?? '.dispatch/runs').replace(/\/+$/, '');
-  return `${base}/${taskId}/attempt-${attempt}`;
+  return `${workDirOf(node)}/${taskId}/attempt-${attempt}`;
 }
 
 function nodeFailure(e: unknown): never {

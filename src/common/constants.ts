@@ -25,6 +25,12 @@ export type NodeStatus = (typeof NodeStatus)[keyof typeof NodeStatus];
 export const LEASE_S_DEFAULT = 30;
 /** Attempts in total before a task fails for good (env TASK_MAX_REQUEUE). */
 export const MAX_REQUEUE_DEFAULT = 3;
+/**
+ * Heartbeat timeout of every activity other than supervise: each worker heartbeats once a second
+ * while an activity runs (src/activities/liveness.ts), so a worker killed in the middle of a database
+ * step, a launch, a probe or a sweep is noticed within this time and the activity retried elsewhere.
+ */
+export const ACTIVITY_LIVENESS_TIMEOUT = '10s';
 /** Heartbeat age after which a running row is stale (env TASK_STALE_S). */
 export const STALE_S_DEFAULT = 900;
 /** Rows handled per reaper batch (env TASK_REAP_BATCH). */

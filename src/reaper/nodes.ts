@@ -6,7 +6,7 @@
 import type { NodeRow } from '../common/types';
 import { isSignallablePid, isStartTime } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
-import { killCommand, listTaskProcsCommand, pingCommand, pruneListCommand, pruneRemoveCommand } from '../shell/scripts';
+import { killCommand, listTaskProcsCommand, pingCommand, pruneListCommand, pruneRemoveCommand, workDirOf } from '../shell/scripts';
 import { parseKillOutput } from '../shell/status';
 
 /** Misses in a row before a node is declared offline. */
@@ -69,14 +69,15 @@ export interface CleanupResult {
 
 /**
  * Kills the processes of attempts that are not current on this node. `current` is the set of
- * "task#attempt" that the database says run here now. Processes are killed one by one with their
+ * "task#attempt" that the database says run here now. Only processes launched under this node's
+ * work dir are considered, so another deployment's tasks on the same host are never touched. Processes are killed one by one with their
  * observed start time as identity (the checked kill signals their process group).
  */
 export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, current: string[], graceS: number): Promise<CleanupResult> {
   const cur = new Set(current);
   try {
     const shell = pool.get(node);
-    const out = await shell.exec(listTaskProcsCommand(), { timeoutMs: 30_000 });
+    const out = await shell.exec(listTaskProcsCommand(workDirOf(node)), { timeoutMs: 30_000 });
     const { procs, bootId } = parseTaskProcs(out.stdout);
     const live = procs.filter((p) => p.state !== 'Z');
     const stale = live.filter((p) => !cur.has(`${p.task}#${p.attempt}`));
@@ -97,7 +98,7 @@ export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, curr
  * are current on the node.
  */
 export async function pruneAttemptDirs(pool: ShellPool, node: NodeRow, current: string[], cutoffEpochS: number): Promise<{ node: string; removed: string[]; error: string | null }> {
-  const workDir = (node.work_dir ?? '.dispatch/runs').replace(/\/+$/, '');
+  const workDir = workDirOf(node);
   const cur = new Set(current);
   try {
     const shell = pool.get(node);

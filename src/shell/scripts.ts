@@ -4,7 +4,7 @@
  * $1=state, $3=pgrp, $4=session, $20=starttime (field 22).
  */
 import { buildCommand } from './quote';
-import type { ProcessIdentity } from '../common/types';
+import type { NodeRow, ProcessIdentity } from '../common/types';
 import { isBootId, isSignallablePid, isStartTime, isValidTaskId } from '../common/validate';
 
 /** Runs in its own session: records identity, runs the command, records the exit code. */
@@ -196,18 +196,28 @@ for pid in "$@"; do
 done
 `;
 
-/** Lists the processes launched by dispatch on a node: "proc <pid> <state> <pgrp> <starttime> <task> <attempt>". */
+/**
+ * Lists the processes that dispatch launched under ONE work dir ($1) on a node:
+ * "proc <pid> <state> <pgrp> <starttime> <task> <attempt>". A process counts only when its
+ * DISPATCH_DIR lies under the work dir's physical path, so another dispatch deployment on the same
+ * host (its own work dir) is never listed, and therefore never killed. A missing work dir lists nothing.
+ */
 const LIST_TASK_PROCS = `
+read -r b < /proc/sys/kernel/random/boot_id
+if base=$(cd -- "$1" 2>/dev/null && pwd -P); then
 for f in /proc/[0-9]*/environ; do
   pid=\${f#/proc/}; pid=\${pid%/environ}
   tk=""; at=""
   eval "$(tr '\\0' '\\n' 2>/dev/null < "$f" | sed -n -e 's/^DISPATCH_TASK=\\([A-Za-z0-9._-]*\\)$/tk=\\1/p' -e 's/^DISPATCH_ATTEMPT=\\([0-9]*\\)$/at=\\1/p')"
   [ -n "$tk" ] || continue
+  dd=$(tr '\\0' '\\n' 2>/dev/null < "$f" | sed -n 's/^DISPATCH_DIR=//p' | head -n 1)
+  case "$dd" in "$base"/*) ;; *) continue ;; esac
   read -r s 2>/dev/null < /proc/$pid/stat || continue
   r=\${s##*') '}; set -- $r
   echo "proc $pid $1 $3 \${20} $tk \${at:-0}"
 done
-read -r b < /proc/sys/kernel/random/boot_id; echo "boot $b"
+fi
+echo "boot $b"
 `;
 
 /** Attempt directories under a work dir not modified since `cutoff` (epoch seconds), one per line. */
@@ -219,6 +229,11 @@ find "$1" -mindepth 2 -maxdepth 2 -type d -name 'attempt-*' ! -newermt "@$2" -pr
 const PRUNE_RM = `
 for d in "$@"; do rm -rf -- "$d" && echo "removed $d"; done
 `;
+
+/** The node's work dir without trailing slashes (relative paths are relative to the login's home). */
+export function workDirOf(node: Pick<NodeRow, 'work_dir'>): string {
+  return (node.work_dir ?? '.dispatch/runs').replace(/\/+$/, '') || '/';
+}
 
 export function pruneListCommand(workDir: string, cutoffEpochS: number): string {
   return buildCommand(PRUNE_LIST, 'dispatch-prune-list', [workDir, Math.floor(cutoffEpochS)]);
@@ -240,8 +255,8 @@ export function identifyCommand(pids: readonly number[]): string {
   return buildCommand(IDENTIFY, 'dispatch-identify', [...pids]);
 }
 
-export function listTaskProcsCommand(): string {
-  return buildCommand(LIST_TASK_PROCS, 'dispatch-procs', []);
+export function listTaskProcsCommand(workDir: string): string {
+  return buildCommand(LIST_TASK_PROCS, 'dispatch-procs', [workDir]);
 }
 
 /** Node probe: answers with the boot id. */

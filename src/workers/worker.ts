@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createDbActivities } from '../activities/db';
 import { createNodeActivities } from '../activities/node';
+import { livenessInterceptor } from '../activities/liveness';
 import { createReaperDbActivities, createReaperNodeActivities, sweepInProcess, sweepOptions } from '../activities/reaper';
 import { ALL_QUEUES, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
 import { UserError } from '../common/errors';
@@ -57,7 +58,8 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   const workers: Worker[] = [];
   let store: Store | null = null;
   let allocator: Allocator | null = null;
-  const throttle = Math.max(200, Math.floor(opts.config.lease_s * 250)); // ms: 4 heartbeats per timeout
+  // ms: 4 heartbeats per lease, and at least one every 2 s for the 10 s liveness timeout of other activities.
+  const throttle = Math.min(2000, Math.max(200, Math.floor(opts.config.lease_s * 250)));
   try {
     if (opts.queues.includes(TASK_QUEUE)) {
       workers.push(
@@ -71,6 +73,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           maxConcurrentActivityTaskExecutions: 5000,
           maxHeartbeatThrottleInterval: throttle,
           defaultHeartbeatThrottleInterval: throttle,
+          interceptors: { activity: [livenessInterceptor] },
           shutdownGraceTime: '3s',
         }),
       );
@@ -94,6 +97,8 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           taskQueue: DB_TASK_QUEUE,
           activities: { ...createDbActivities({ store, allocator }), ...createReaperDbActivities({ store, client, config: opts.config, allocator }) },
           maxConcurrentActivityTaskExecutions: 64,
+          maxHeartbeatThrottleInterval: 2000,
+          interceptors: { activity: [livenessInterceptor] },
           shutdownGraceTime: '3s',
         }),
       );

@@ -4,17 +4,19 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { ReaperDbActivities, ReaperNodeActivities, SweepOverrides } from '../activities/reaper';
-import { DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
+import { ACTIVITY_LIVENESS_TIMEOUT, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
 import type { SweepReport } from '../reaper/sweep';
 
 const db = proxyActivities<ReaperDbActivities>({
   taskQueue: DB_TASK_QUEUE,
   startToCloseTimeout: '2m',
+  heartbeatTimeout: ACTIVITY_LIVENESS_TIMEOUT,
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5 },
 });
 const nodes = proxyActivities<ReaperNodeActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '5m',
+  heartbeatTimeout: ACTIVITY_LIVENESS_TIMEOUT,
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
 });
 

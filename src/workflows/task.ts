@@ -19,7 +19,7 @@ import {
 } from '@temporalio/workflow';
 import type { DbActivities } from '../activities/db';
 import type { NodeActivities, SuperviseResult } from '../activities/node';
-import { DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
+import { ACTIVITY_LIVENESS_TIMEOUT, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
 import { TaskNodeKey, TaskPriorityKey, TaskProjectKey, TaskStatusKey } from '../common/search-attributes';
 import type { Assignment, NodeRow, ProcessIdentity, TaskWorkflowInput } from '../common/types';
 
@@ -52,6 +52,7 @@ export const stateQuery = defineQuery<TaskState>('state');
 const db = proxyActivities<DbActivities>({
   taskQueue: DB_TASK_QUEUE,
   startToCloseTimeout: '30s',
+  heartbeatTimeout: ACTIVITY_LIVENESS_TIMEOUT,
   retry: { initialInterval: '500ms', maximumInterval: '10s', backoffCoefficient: 2 },
 });
 
@@ -66,12 +67,14 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
     taskQueue: TASK_QUEUE,
     startToCloseTimeout: '1m',
     scheduleToCloseTimeout: '5m',
+    heartbeatTimeout: ACTIVITY_LIVENESS_TIMEOUT,
     retry: { initialInterval: '1s', maximumInterval: '15s' },
   }).launch;
   const killAct = proxyActivities<NodeActivities>({
     taskQueue: TASK_QUEUE,
     startToCloseTimeout: `${options.killGraceS + 60}s`,
     scheduleToCloseTimeout: '10m',
+    heartbeatTimeout: ACTIVITY_LIVENESS_TIMEOUT,
     retry: { initialInterval: '1s', maximumInterval: '20s' },
   }).kill;
   const superviseAct = proxyActivities<NodeActivities>({

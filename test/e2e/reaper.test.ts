@@ -180,6 +180,12 @@ describe('reaper', () => {
     }
     // A live task of another node on the same host must survive n2's recovery (the chaos run found this).
     const neighbour = await runningTask('off-neighbour', ['--node', 'n1']);
+    // So must a task of ANOTHER dispatch deployment on the same host, even one with the same task id
+    // and attempt as our stale process: it runs under that deployment's work dir, not n2's.
+    const otherDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'dispatch-other-deployment-')), 'off-1', 'attempt-1');
+    require('node:fs').mkdirSync(otherDir, { recursive: true });
+    const foreign = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { ...process.env, DISPATCH_TASK: 'off-1', DISPATCH_ATTEMPT: '1', DISPATCH_DIR: otherDir } });
+    spawned.push(foreign);
     // The pooled connection backs off after failures (at most 10 s): probe until the node answers.
     let recovered: string[] = [];
     for (let i = 0; i < 30 && !recovered.includes('n2'); i++) {
@@ -190,6 +196,11 @@ describe('reaper', () => {
     assert.deepEqual(recovered, ['n2']);
     for (const p of procs) assert.equal(isAlive(p), false, `leftover ${p} still alive`);
     assert.equal(isAlive(neighbour.pid), true, 'the recovery killed a live task of another node on the same host');
+    assert.equal(isAlive(foreign.pid!), true, "the recovery killed another deployment's task (outside n2's work dir)");
+    const online = c.read((s) => s.db.prepare(`SELECT detail FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { detail: string });
+    const killedPids = (JSON.parse(online.detail) as { killed?: { pid: number }[] }).killed?.map((k) => k.pid) ?? [];
+    assert.ok(killedPids.length > 0, `the recovery killed the leftover: ${online.detail}`);
+    assert.ok(!killedPids.includes(foreign.pid!), 'the foreign process was listed as killed');
     assert.equal(c.task('off-neighbour')?.status, 'running');
     await c.cliOk(['cancel', 'off-neighbour', '--wait']);
     const back = await c.waitStatus('off-wait', 'completed');
