@@ -70,8 +70,6 @@ export interface CheckResult {
   leaked_slots: number;
   double_runs: number;
   wrongly_killed: number;
-  /** Kills of our processes by another dispatch deployment on this (shared) machine: not counted in wrongly_killed. */
-  killed_by_other_deployments: number;
   stray_processes: number;
   recovery_s: { min: number | null; median: number | null; max: number | null; samples: number[] };
   details: Record<string, unknown>;
@@ -109,7 +107,7 @@ export const DEFINITIONS: Record<string, string> = {
   double_runs:
     'tasks with two different attempts alive at the same moment: seen together in one /proc sample, or whose status.json intervals [started_at, ended_at | last seen alive] certainly overlap (second-resolution stamps: a.start+1 <= b.end and b.start+1 <= a.end)',
   wrongly_killed:
-    'attempts (status.json records) that were killed - the wrapper never recorded an exit code, or recorded one >= 128 (a signal), and the process is gone - although none of these excuses holds: (a) the task got an acknowledged `dispatch cancel` while this attempt was alive, (b) the task was a forced ghost and this attempt was alive when the fault was applied, (c) a partition of the attempt\'s node overlapped the attempt\'s life, (d) it reached its runtime cap (last seen alive >= started_at + max_runtime_s - 2 s). Kills recorded by another dispatch deployment on this shared machine are counted apart (killed_by_other_deployments)',
+    'attempts (status.json records) that were killed - the wrapper never recorded an exit code, or recorded one >= 128 (a signal), and the process is gone - although none of these excuses holds: (a) the task got an acknowledged `dispatch cancel` while this attempt was alive, (b) the task was a forced ghost and this attempt was alive when the fault was applied, (c) a partition of the attempt\'s node overlapped the attempt\'s life, (d) it reached its runtime cap (last seen alive >= started_at + max_runtime_s - 2 s). A kill by another dispatch deployment on the same host counts too (killed_by names it): a deployment must never touch processes outside its own work dir',
   stray_processes: 'live (non-zombie) processes with DISPATCH_TASK in their environment and DISPATCH_DIR under this run, after the settle period (15 s grace)',
   recovery_s:
     'per worker SIGKILL: seconds from the SIGKILL to the first heartbeat (server lastHeartbeatTime in describe().raw.pendingActivities) of the supervise activity of a tracked running task from another worker process; the max over up to 3 tracked tasks',
@@ -195,7 +193,6 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
   // Who killed what, where the system says so: node-recovery cleanups (ours and, on a shared
   // machine, other dispatch deployments' that also list this host's processes) and the reaper.
   const wrong: Record<string, unknown>[] = [];
-  const foreign: Record<string, unknown>[] = [];
   const killedExcused: Record<string, number> = { cancelled: 0, forced_ghost: 0, partition: 0, max_runtime: 0 };
   for (const r of mine) {
     if (!r.hasStatus || r.startedAt === null) continue;
@@ -232,11 +229,9 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
       row_error: row?.error ?? null,
       killed_by: [...new Set(by.map((k) => k.by))].join('; ') || 'unknown (nothing in the books names this kill)',
     };
-    if (by.length && by.every((k) => k.foreign)) foreign.push(entry);
-    else wrong.push(entry);
+    wrong.push(entry);
   }
   details.wrongly_killed = wrong;
-  details.killed_by_other_deployments = foreign;
   info.killed_and_excused = killedExcused;
 
   // ---- recovery
@@ -292,7 +287,6 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
     leaked_slots: leaked,
     double_runs: dbl.size,
     wrongly_killed: wrong.length,
-    killed_by_other_deployments: foreign.length,
     stray_processes: strays.length,
     recovery_s: recovery,
     details,

@@ -231,6 +231,24 @@ function runningOn(ctx: ChaosCtx, node: string): string[] {
   return ctx.tasks(`node = ? AND status IN ('dispatched', 'running')`, node).map((r) => r.id);
 }
 
+/** What the node-probe schedule is doing: its running workflow and that workflow's pending activities. */
+export async function probeScheduleState(ctx: ChaosCtx): Promise<string> {
+  try {
+    const d = await ctx.c.client.schedule.getHandle('dispatch-node-probe').describe();
+    const running = d.info.runningActions.map((a) => a.workflow.workflowId);
+    const parts: string[] = [`paused=${d.state.paused}`, `last action ${d.info.recentActions.at(-1)?.takenAt.toISOString() ?? '-'}`, `running ${running.join(',') || '-'}`];
+    for (const id of running) {
+      const w = await ctx.c.client.workflow.getHandle(id).describe();
+      for (const pa of w.raw.pendingActivities ?? []) {
+        parts.push(`${id}: pending ${pa.activityType?.name} attempt ${pa.attempt} state ${pa.state} started ${tsMs(pa.lastStartedTime) ? new Date(tsMs(pa.lastStartedTime)!).toISOString() : '-'} on ${pa.lastWorkerIdentity || '-'}`);
+      }
+    }
+    return parts.join('; ');
+  } catch (e) {
+    return `cannot describe: ${(e as Error).message}`;
+  }
+}
+
 export async function partition(ctx: ChaosCtx): Promise<void> {
   const free = ctx.c.nodes.filter((n) => !ctx.busyNodes.has(n.name));
   if (free.length === 0) {
@@ -251,7 +269,8 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
     await node.stop();
     const off = await poll(() => ctx.nodes().find((n) => n.name === node.name)?.status === 'offline', 60_000, 300);
     o.offlineAtMs = off ? Date.now() : null;
-    ctx.log(`  ${node.name} ${off ? `offline after ${((Date.now() - o.fromMs) / 1000).toFixed(1)}s` : 'NOT offline after 60s'}`);
+    if (off) ctx.log(`  ${node.name} offline after ${((Date.now() - o.fromMs) / 1000).toFixed(1)}s`);
+    else ctx.note(`partition of ${node.name}: sshd down for 60s but the node was NOT marked offline; probe schedule: ${await probeScheduleState(ctx)}`);
     if (off) {
       // A sweep while it is away: its active rows are node-offline ghosts.
       await triggerReaper(ctx, 'schedule');

@@ -120,6 +120,7 @@ async function main(): Promise<number> {
   let ctx: ChaosCtx | null = null;
   let sampler: Sampler | null = null;
   let code = 1;
+  let shortfall: string[] = [];
   let result: CheckResult | null = null;
   const durations: Record<string, number> = {};
   let interrupted = false;
@@ -291,10 +292,12 @@ async function main(): Promise<number> {
     durations.check_s = (Date.now() - checkStart) / 1000;
     durations.total_s = (Date.now() - T0) / 1000;
     const mustBeZero = ['lost', 'leaked_slots', 'double_runs', 'wrongly_killed', 'stray_processes'] as const;
-    code = mustBeZero.every((k) => result![k] === 0) && !interrupted ? 0 : 1;
+    shortfall = faultShortfall(ctx, result, args, P);
+    code = mustBeZero.every((k) => result![k] === 0) && shortfall.length === 0 && !interrupted ? 0 : 1;
     printTable(result, ctx, args, durations);
+    if (shortfall.length) console.log(`the run did not prove what it must (exit 1):\n${shortfall.map((x) => `  ${x}`).join('\n')}`);
     const out = args.out ?? (args.quick ? path.join(os.tmpdir(), 'dispatch-chaos-results-quick.json') : path.join(REPO, 'chaos', 'results.json'));
-    writeResults(out, result, ctx, args, plan.length, durations, P, code);
+    writeResults(out, result, ctx, args, plan.length, durations, P, code, shortfall);
     ctx.log(`results written to ${out}`);
   } catch (e) {
     console.error(`[chaos] run failed: ${(e as Error).stack ?? e}`);
@@ -336,7 +339,6 @@ function printTable(r: CheckResult, ctx: ChaosCtx, args: Args, d: Record<string,
     ['double_runs', String(r.double_runs), 'yes'],
     ['wrongly_killed', String(r.wrongly_killed), 'yes'],
     ['stray_processes', String(r.stray_processes), 'yes'],
-    ['killed_by_other_deployments', String(r.killed_by_other_deployments), 'no'],
     ['recovery_s', r.recovery_s.samples.length ? `min ${r.recovery_s.min} / median ${r.recovery_s.median} / max ${r.recovery_s.max} (n=${r.recovery_s.samples.length})` : 'no samples', 'no'],
   ];
   const f = ctx.faults;
@@ -352,7 +354,7 @@ function printTable(r: CheckResult, ctx: ChaosCtx, args: Args, d: Record<string,
   console.log('');
   for (const [k, v] of Object.entries(DEFINITIONS)) console.log(`  ${k}: ${v}`);
   console.log('');
-  for (const k of ['lost', 'double_runs', 'wrongly_killed', 'killed_by_other_deployments', 'stray_processes'] as const) {
+  for (const k of ['lost', 'double_runs', 'wrongly_killed', 'stray_processes'] as const) {
     const list = r.details[k] as unknown[];
     if (list?.length) console.log(`${k}:\n${list.slice(0, 30).map((x) => `  ${JSON.stringify(x)}`).join('\n')}`);
   }
@@ -369,7 +371,31 @@ function printTable(r: CheckResult, ctx: ChaosCtx, args: Args, d: Record<string,
   console.log('');
 }
 
-function writeResults(file: string, r: CheckResult, ctx: ChaosCtx, args: Args, planned: number, d: Record<string, number>, P: ReturnType<typeof profile>, code: number): void {
+/**
+ * What the run was meant to do and did not: too few faults, a partition the system did not notice
+ * (the node never went offline, or never came back), a forced ghost its rule did not reap. A run
+ * with a shortfall proves less than it claims, so it fails even when every must-be-zero figure is 0.
+ */
+function faultShortfall(ctx: ChaosCtx, r: CheckResult, args: Args, P: ReturnType<typeof profile>): string[] {
+  const f = ctx.faults;
+  const out: string[] = [];
+  const planned = [...ctx.submitted.values()].filter((t) => t.kind !== 'ghost').length;
+  if (planned < args.tasks) out.push(`${planned} tasks submitted, ${args.tasks} planned`);
+  if (f.workerKills.filter((k) => k.restartedAfterS !== null).length < P.workerKills) out.push(`${f.workerKills.length} worker SIGKILLs with restart, ${P.workerKills} planned`);
+  if (f.temporalKills.length < P.temporalKills) out.push(`${f.temporalKills.length} Temporal SIGKILLs, ${P.temporalKills} planned`);
+  if (f.partitions.length < P.partitions) out.push(`${f.partitions.length} partitions, ${P.partitions} planned`);
+  for (const o of f.partitions) {
+    if (o.offlineAtMs === null) out.push(`partition of ${o.node}: the node was never marked offline`);
+    if (o.onlineAgainAtMs === null) out.push(`partition of ${o.node}: the node never came back online`);
+  }
+  for (const rule of ['orphaned', 'stale-heartbeat', 'overtime', 'dispatch-timeout']) {
+    if (!f.forcedGhosts.some((g) => g.rule === rule && g.ok)) out.push(`no forced ${rule} ghost was reaped by its rule`);
+  }
+  if (!((r.info.reaped_by_rule as Record<string, number>)['node-offline'] ?? 0)) out.push('no node-offline ghost was reaped');
+  return out;
+}
+
+function writeResults(file: string, r: CheckResult, ctx: ChaosCtx, args: Args, planned: number, d: Record<string, number>, P: ReturnType<typeof profile>, code: number, shortfall: string[]): void {
   const f = ctx.faults;
   const rel = (ms: number) => Math.round((ms - ctx.t0) / 100) / 10;
   const doc = {
@@ -379,8 +405,8 @@ function writeResults(file: string, r: CheckResult, ctx: ChaosCtx, args: Args, p
     wrongly_killed: r.wrongly_killed,
     stray_processes: r.stray_processes,
     recovery_s: r.recovery_s,
-    killed_by_other_deployments: r.killed_by_other_deployments,
     passed: code === 0,
+    shortfall,
     seed: args.seed,
     profile: args.quick ? 'quick' : 'full',
     tasks: { planned, submitted: ctx.submitted.size, submit_failures: ctx.submitFailures.length, outcomes: r.info.outcomes },
