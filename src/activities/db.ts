@@ -6,11 +6,13 @@ import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { UserError } from '../common/errors';
 import type { NodeRow, ProcessIdentity, TaskSpec } from '../common/types';
-import type { AttemptOutcome, Store } from '../store/store';
+import type { AllocationResult, AttemptOutcome, Store } from '../store/store';
 
 export interface Kicker {
   /** Ask for an allocation pass soon (a slot freed or a task arrived). */
   kick(): void;
+  /** One allocation pass now; the others it assigns are signalled, `except` is not. */
+  allocateNow(except?: string): AllocationResult;
 }
 
 export interface AssignmentView {
@@ -18,19 +20,25 @@ export interface AssignmentView {
   node: string | null;
   attempt: number;
   error: string | null;
+  /** Present when the row is dispatched and the node still exists: no getNode round trip needed. */
+  nodeRow?: NodeRow;
 }
 
 export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
   const { store, allocator } = deps;
   const view = (id: string): AssignmentView => {
     const r = store.getTask(id);
-    return { status: r?.status ?? null, node: r?.node ?? null, attempt: r?.attempts ?? 0, error: r?.error ?? null };
+    const v: AssignmentView = { status: r?.status ?? null, node: r?.node ?? null, attempt: r?.attempts ?? 0, error: r?.error ?? null };
+    if (v.status === 'dispatched' && v.node) v.nodeRow = store.getNode(v.node) ?? undefined;
+    return v;
   };
   return {
     async registerTask(spec: TaskSpec, specHash: string, workflowId: string): Promise<AssignmentView & { created: boolean }> {
       try {
         const { created } = store.registerTask(spec, specHash, workflowId);
-        allocator.kick();
+        // A free slot is handed out right here: the answer carries the assignment and its node.
+        if (created) allocator.allocateNow(spec.id);
+        else allocator.kick();
         return { created, ...view(spec.id) };
       } catch (e) {
         if (e instanceof UserError) throw ApplicationFailure.nonRetryable(e.message, 'InvalidSubmission');

@@ -51,6 +51,8 @@ export interface Assignment {
   taskId: string;
   node: string;
   attempt: number;
+  /** The node's row as it was at assignment, so the workflow needs no extra round trip for it. */
+  nodeRow?: NodeRow;
 }
 
 export interface TaskRow {

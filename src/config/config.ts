@@ -55,6 +55,11 @@ export interface DispatchConfig {
   guardian_interval: number;
   /** Attempt directories older than this are removed by the guardian, seconds. @default 7 days */
   retention: number;
+  /**
+   * Workflows the worker keeps in memory between activations. Above it, a workflow woken by its next
+   * supervise slice is rebuilt from history (CPU) instead of held (memory). @default 250
+   */
+  max_cached_workflows: number;
 }
 
 export const CONFIG_DEFAULTS: DispatchConfig = {
@@ -77,6 +82,7 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   probe_interval: 15,
   guardian_interval: 300,
   retention: 7 * 86400,
+  max_cached_workflows: 250,
 };
 
 type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'url' | 'action' | 'executors' | 'factory';
@@ -100,6 +106,7 @@ const KEYS: Record<keyof DispatchConfig, Kind> = {
   probe_interval: 'duration',
   guardian_interval: 'duration',
   retention: 'duration',
+  max_cached_workflows: 'posint',
 };
 /** Seed spellings accepted as aliases. */
 const ALIASES: Record<string, keyof DispatchConfig> = { check_interval_cycles: 'check_interval' };
@@ -185,6 +192,7 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     // limit would make every live task look stale.
     throw new ConfigError('stale_s', `must be longer than heartbeat_record_interval + lease_s (${out.heartbeat_record_interval + out.lease_s}s), got ${out.stale_s}s`);
   }
+  if (out.max_cached_workflows < 10) throw new ConfigError('max_cached_workflows', `must be at least 10, got ${out.max_cached_workflows}`);
   return out;
 }
 

@@ -5,7 +5,8 @@
  */
 import type { Client } from '@temporalio/client';
 import { taskWorkflowId } from '../common/constants';
-import type { Store } from '../store/store';
+import type { Assignment } from '../common/types';
+import type { AllocationResult, Store } from '../store/store';
 
 export class Allocator {
   private running = false;
@@ -36,15 +37,38 @@ export class Allocator {
     setImmediate(() => void this.pass());
   }
 
+  /**
+   * One allocation pass now, in the caller's turn (the register activity uses it so that a task
+   * which finds a free slot gets it in the activity's answer, without a signal round trip). Every
+   * assignment carries its node row; the others are told by signal, `except` is left to the caller.
+   */
+  allocateNow(except?: string): AllocationResult {
+    const res = this.withNodeRows(this.store.allocate());
+    void this.deliver(res, except);
+    return res;
+  }
+
+  private withNodeRows(res: AllocationResult): AllocationResult {
+    const rows = new Map<string, Assignment['nodeRow']>();
+    for (const a of res.assigned) {
+      if (!rows.has(a.node)) rows.set(a.node, this.store.getNode(a.node) ?? undefined);
+      a.nodeRow = rows.get(a.node);
+    }
+    return res;
+  }
+
+  private async deliver(res: AllocationResult, except?: string): Promise<void> {
+    await Promise.all([
+      ...res.assigned.filter((a) => a.taskId !== except).map((a) => this.signal(a.taskId, 'assigned', a)),
+      ...res.blocked.filter((b) => b.taskId !== except).map((b) => this.signal(b.taskId, 'blocked', { reason: b.reason })),
+    ]);
+  }
+
   private async pass(): Promise<void> {
     try {
       do {
         this.again = false;
-        const res = this.store.allocate();
-        await Promise.all([
-          ...res.assigned.map((a) => this.signal(a.taskId, 'assigned', a)),
-          ...res.blocked.map((b) => this.signal(b.taskId, 'blocked', { reason: b.reason })),
-        ]);
+        await this.deliver(this.withNodeRows(this.store.allocate()));
       } while (this.again && !this.stopped);
     } catch (e) {
       console.error(`[dispatch] allocation pass failed: ${(e as Error).message}`);

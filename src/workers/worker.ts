@@ -74,6 +74,9 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           maxHeartbeatThrottleInterval: throttle,
           defaultHeartbeatThrottleInterval: throttle,
           interceptors: { activity: [livenessInterceptor] },
+          // Bounded memory with many running tasks: an evicted workflow replays on its next slice.
+          maxCachedWorkflows: opts.config.max_cached_workflows,
+          maxConcurrentWorkflowTaskExecutions: Math.min(40, opts.config.max_cached_workflows),
           shutdownGraceTime: '3s',
         }),
       );

@@ -133,9 +133,10 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
   try {
     if (!resume) {
       const reg = await db.registerTask(spec, input.specHash, workflowInfo().workflowId);
-      if (reg.status === 'dispatched' && reg.node && !reg.created) {
-        // Restarted after a requeue and already given a slot before this run asked: take it.
-        assignment = { taskId: spec.id, node: reg.node, attempt: reg.attempt };
+      if (reg.status === 'dispatched' && reg.node) {
+        // A free slot was handed out in the register activity itself (or, restarted after a
+        // requeue, the row was given one before this run asked): take it.
+        assignment = { taskId: spec.id, node: reg.node, attempt: reg.attempt, nodeRow: reg.nodeRow };
       } else if (reg.status !== 'queued') {
         // Resubmission of a finished task: report the row as it is.
         state.status = reg.status ?? 'unknown';
@@ -151,7 +152,7 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
           if (await condition(() => assignment !== null || blocked !== null, ASSIGNMENT_POLL)) break;
           const v = await db.getAssignment(spec.id);
           if (v.status === 'dispatched' && v.node && v.attempt > state.attempt) {
-            assignment = { taskId: spec.id, node: v.node, attempt: v.attempt };
+            assignment = { taskId: spec.id, node: v.node, attempt: v.attempt, nodeRow: v.nodeRow };
           } else if (v.status === 'blocked') {
             blocked = v.error ?? 'blocked';
           } else if (v.status !== 'queued') {
@@ -169,7 +170,7 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
         assignment = null;
         state.attempt = a.attempt;
         setStatus('dispatched', a.node);
-        node = await db.getNode(a.node);
+        node = a.nodeRow && a.nodeRow.name === a.node ? a.nodeRow : await db.getNode(a.node);
 
         // ---- launch: not cancellable, so a cancel during launch still learns whom to kill ----
         const theNode: NodeRow = node;

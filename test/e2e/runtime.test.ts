@@ -71,6 +71,19 @@ describe('dispatch runtime', () => {
     assert.deepEqual(Object.keys(st.nodes[0]).sort(), ['name', 'running_count', 'slots', 'status']);
   });
 
+  test('a task that finds a free slot is dispatched by its register activity: no signal, no node lookup', async () => {
+    await c.cliOk(['submit', '--id', 'fast-path', '--command', 'true']);
+    await c.waitStatus('fast-path', 'completed');
+    const hist = await c.client.workflow.getHandle('task-fast-path').fetchHistory();
+    const events = hist.events ?? [];
+    const activities = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+    assert.deepEqual(activities.slice(0, 3), ['registerTask', 'launch', 'markRunning'], `activities: ${activities.join(', ')}`);
+    assert.ok(!activities.includes('getNode'), 'the node row came with the assignment');
+    assert.ok(!activities.includes('getAssignment'), 'no poll was needed');
+    const signals = events.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
+    assert.deepEqual(signals, [], 'no assignment signal was needed');
+  });
+
   test('a failing task is retried up to TASK_MAX_REQUEUE attempts, then fails for good', async () => {
     await c.cliOk(['submit', '--id', 'fails-1', '--command', 'echo try >> "$DISPATCH_DIR/../tries"; exit 3']);
     const row = await c.waitStatus('fails-1', 'failed');

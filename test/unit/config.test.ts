@@ -80,6 +80,12 @@ describe('compileConfig', () => {
     assert.throws(() => compileConfig({ thresold_hours: 2 }, NO_ENV), refusesNaming('thresold_hours'));
   });
 
+  test('max_cached_workflows: accepted from 10, refused below or as a non-integer', () => {
+    assert.equal(compileConfig({ max_cached_workflows: 10 }, NO_ENV).max_cached_workflows, 10);
+    assert.throws(() => compileConfig({ max_cached_workflows: 5 }, NO_ENV), refusesNaming('max_cached_workflows'));
+    assert.throws(() => compileConfig({ max_cached_workflows: 12.5 }, NO_ENV), refusesNaming('max_cached_workflows'));
+  });
+
   test('refuses threshold_hours: -1', () => {
     assert.throws(() => compileConfig({ threshold_hours: -1 }, NO_ENV), refusesNaming('threshold_hours'));
   });
