@@ -183,6 +183,11 @@ export async function startSshd(
         'MaxSessions 64',
         'MaxStartups 100:30:200',
         'LogLevel ERROR',
+        // Debian's bash sources ~/.bashrc for every command sshd runs (SSH_SOURCE_BASHRC) unless
+        // SHLVL says it is nested. On these machines root's ~/.bashrc runs `pyenv init`, whose
+        // rehash lock serialised every SSH command (83 waiting at once with 1,000 tasks). A node's
+        // shell start-up is the node's business, not dispatch's: the test nodes skip it.
+        'SetEnv SHLVL=1',
         'Subsystem sftp internal-sftp',
         '',
       ].join('\n'),
