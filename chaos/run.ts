@@ -392,6 +392,10 @@ function faultShortfall(ctx: ChaosCtx, r: CheckResult, args: Args, P: ReturnType
     if (!f.forcedGhosts.some((g) => g.rule === rule && g.ok)) out.push(`no forced ${rule} ghost was reaped by its rule`);
   }
   if (!((r.info.reaped_by_rule as Record<string, number>)['node-offline'] ?? 0)) out.push('no node-offline ghost was reaped');
+  // A node declared offline while its sshd was up could have its live tasks reaped: a flaw.
+  for (const e of r.info.node_offline_events as { at: string; node: string; during: string }[]) {
+    if (e.during.startsWith('NO FAULT')) out.push(`node ${e.node} was declared offline at ${e.at} while its sshd was up`);
+  }
   return out;
 }
 

@@ -23,7 +23,9 @@ export async function probeNodes(pool: ShellPool, nodes: NodeRow[], timeoutMs = 
   return Promise.all(
     nodes.map(async (n): Promise<ProbeResult> => {
       try {
-        const r = await pool.get(n).exec(pingCommand(), { timeoutMs });
+        // fresh: a node whose connection is in reconnect backoff (after failed launches or probes
+        // while it was down) must not be counted as missing once its sshd answers again.
+        const r = await pool.get(n).exec(pingCommand(), { timeoutMs, fresh: true });
         const m = /^pong ([0-9a-f-]{36})$/m.exec(r.stdout);
         if (!m) return { name: n.name, ok: false, bootId: null, error: `unexpected answer: ${r.stdout.slice(0, 100)}${r.stderr.slice(0, 100)}` };
         return { name: n.name, ok: true, bootId: m[1]!, error: null };

@@ -32,11 +32,11 @@ export class SshShell implements NodeShell {
     this.name = cfg.name;
   }
 
-  private connect(): Promise<Client> {
+  private connect(fresh = false): Promise<Client> {
     if (this.client) return Promise.resolve(this.client);
     if (this.connecting) return this.connecting;
     const wait = this.nextTryAt - Date.now();
-    if (wait > 0) {
+    if (wait > 0 && !fresh) {
       return Promise.reject(new NodeUnreachableError(this.name, `unreachable; next reconnect attempt in ${Math.ceil(wait / 1000)}s`));
     }
     this.connecting = new Promise<Client>((resolve, reject) => {
@@ -113,11 +113,11 @@ export class SshShell implements NodeShell {
     else this.active--;
   }
 
-  async exec(command: string, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+  async exec(command: string, opts: { stdin?: string; timeoutMs?: number; fresh?: boolean } = {}): Promise<ExecResult> {
     if (this.closed) throw new NodeUnreachableError(this.name, 'shell closed');
     await this.acquire();
     try {
-      const client = await this.connect();
+      const client = await this.connect(opts.fresh === true);
       return await this.run(client, command, opts);
     } finally {
       this.release();

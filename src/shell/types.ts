@@ -8,7 +8,11 @@ export interface ExecResult {
 
 export interface NodeShell {
   readonly name: string;
-  exec(command: string, opts?: { stdin?: string; timeoutMs?: number }): Promise<ExecResult>;
+  /**
+   * `fresh`: try a real connection even while a failed node is in its reconnect backoff. The node
+   * probe uses it: a health check must see the node as it is now, not replay an earlier failure.
+   */
+  exec(command: string, opts?: { stdin?: string; timeoutMs?: number; fresh?: boolean }): Promise<ExecResult>;
   /** Sessions (exec channels) opened so far: the benchmark counts them. */
   readonly sessionsOpened: number;
   /** TCP connections opened so far (0 for a local node). */

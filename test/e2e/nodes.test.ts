@@ -11,6 +11,8 @@ import path from 'node:path';
 import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { findProcessesWithEnv, isAlive, waitFor } from '../helpers/proc';
 import { temporalBin } from '../helpers/temporal';
+import { ShellPool } from '../../src/shell/pool';
+import { probeNodes } from '../../src/reaper/nodes';
 
 let c: Cluster;
 
@@ -142,6 +144,30 @@ describe('nodes', () => {
       assert.equal(readFileSync(path.join(row.run_dir!, 'stdout'), 'utf8').trim(), 'ssh=[] task=local-1', 'the task ran through SSH');
     } finally {
       await restoreNodes();
+    }
+  });
+
+  test('the node probe sees a node as up as soon as its sshd answers, even while task commands are in reconnect backoff', async () => {
+    // The chaos run found it: failed launches put the pooled connection into backoff, the probe
+    // replayed that failure three times and declared a node offline whose sshd was up again.
+    const n = c.nodes[1]!;
+    const row = c.read((s) => s.getNode(n.name))!;
+    const pool = new ShellPool();
+    try {
+      await n.stop();
+      // Four failed connects in a row: the next reconnect is 4 s away.
+      for (const wait of [600, 1100, 2100, 0]) {
+        await assert.rejects(pool.get(row).exec('true', { timeoutMs: 5000 }));
+        await sleep(wait);
+      }
+      await n.start();
+      await assert.rejects(pool.get(row).exec('true', { timeoutMs: 5000 }), /next reconnect attempt/, 'a task command still backs off');
+      const [r] = await probeNodes(pool, [row]);
+      assert.equal(r!.ok, true, `probe: ${r!.error}`);
+      const after = await pool.get(row).exec('echo up', { timeoutMs: 5000 });
+      assert.equal(after.stdout.trim(), 'up', 'the probe left a working connection for the tasks');
+    } finally {
+      pool.closeAll();
     }
   });
 
