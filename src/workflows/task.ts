@@ -137,6 +137,10 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
         // A free slot was handed out in the register activity itself (or, restarted after a
         // requeue, the row was given one before this run asked): take it.
         assignment = { taskId: spec.id, node: reg.node, attempt: reg.attempt, nodeRow: reg.nodeRow };
+      } else if (reg.status === 'blocked') {
+        // A dependency already failed (found by the register activity's own allocation pass, or
+        // earlier): end as blocked, with the reason, as a signalled block does.
+        blocked = reg.error ?? 'blocked';
       } else if (reg.status !== 'queued') {
         // Resubmission of a finished task: report the row as it is.
         state.status = reg.status ?? 'unknown';

@@ -189,6 +189,13 @@ describe('dispatch runtime', () => {
     assert.match(blocked.error ?? '', /dependency dep-bad-parent failed/);
     assert.equal(blocked.pid, null);
     await assert.rejects(c.client.workflow.getHandle('task-dep-blocked').result(), (e: Error) => /dependency dep-bad-parent failed/.test(String((e.cause as Error)?.message)));
+    // Submitted after the dependency failed: blocked by the register activity's own allocation pass.
+    await c.cliOk(['submit', '--id', 'dep-blocked-late', '--depends-on', 'dep-bad-parent', '--command', 'true']);
+    const late = await c.waitStatus('dep-blocked-late', 'blocked');
+    assert.match(late.error ?? '', /dependency dep-bad-parent failed/);
+    const h = c.client.workflow.getHandle('task-dep-blocked-late');
+    await assert.rejects(h.result(), (e: Error) => /dependency dep-bad-parent failed/.test(String((e.cause as Error)?.message)));
+    assert.deepEqual((await h.describe()).searchAttributes.TaskStatus, ['blocked']);
   });
 
   test('two tasks that modify the same file never run at once; slot limits hold', async () => {

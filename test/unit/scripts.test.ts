@@ -1,10 +1,11 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { killCommand, launchCommand, probeCommand } from '../../src/shell/scripts';
+import { killCommand, launchCommand, listTaskProcsCommand, probeCommand } from '../../src/shell/scripts';
+import { parseTaskProcs } from '../../src/reaper/nodes';
 import { LocalShell } from '../../src/shell/local';
 import { decideProbe, parseKillOutput, parseKv, parseWrapperStatus, type WrapperStatus } from '../../src/shell/status';
 
@@ -337,5 +338,35 @@ describe('kill script', () => {
     assert.deepEqual(liveGroupMembers(mine.st.pid), []);
     assert.ok(isLive(notMine.st.pid));
     process.kill(-notMine.st.pid, 'SIGKILL');
+  });
+});
+
+describe('process listing script (node recovery)', () => {
+  test('lists only processes launched under the given work dir, through a symlinked path too', async () => {
+    const workDir = path.join(root, 'wd-mine');
+    const other = path.join(root, 'wd-other');
+    mkdirSync(workDir);
+    mkdirSync(other);
+    const link = path.join(root, 'wd-link');
+    symlinkSync(workDir, link);
+    const mine = await launch('sleep 30', { dir: path.join(workDir, 'same-id', 'attempt-1') });
+    // Another deployment's task: same task id and attempt, another work dir (one whose name starts
+    // like ours, so a plain prefix match would take it).
+    const theirs = await launch('sleep 30', { dir: path.join(`${workDir}-2`, 'same-id', 'attempt-1') });
+    const elsewhere = await launch('sleep 30', { dir: path.join(other, 'same-id', 'attempt-1') });
+    for (const dir of [workDir, link, `${link}/`]) {
+      const res = await shell.exec(listTaskProcsCommand(dir), { timeoutMs: 30_000 });
+      assert.equal(res.code, 0, res.stderr);
+      const { procs, bootId } = parseTaskProcs(res.stdout);
+      assert.equal(bootId, BOOT);
+      const pids = new Set(procs.map((p) => p.pid));
+      assert.ok(pids.has(mine.st.pid), `${dir}: own process listed`);
+      assert.ok(!pids.has(theirs.st.pid), `${dir}: a process under ${workDir}-2 was listed`);
+      assert.ok(!pids.has(elsewhere.st.pid), `${dir}: a process under another work dir was listed`);
+      assert.ok(procs.every((p) => p.task === 'same-id' && p.attempt === 1));
+    }
+    const missing = await shell.exec(listTaskProcsCommand(path.join(root, 'no-such-dir')), { timeoutMs: 30_000 });
+    assert.deepEqual(parseTaskProcs(missing.stdout), { procs: [], bootId: BOOT }, 'a missing work dir lists nothing');
+    for (const l of [mine, theirs, elsewhere]) process.kill(-l.st.pid, 'SIGKILL');
   });
 });
