@@ -8,17 +8,9 @@
  * Every property runs 10,000 times, the two that go through SQLite included (each of their runs
  * rewrites the tasks table of one temp file in a transaction; about 0.2 ms a run).
  *
- * Narrowed for bugs these properties found. They are fixed now and pinned by test/unit/regressions.test.ts;
- * widening the generators again is left to do:
- *  - BUG names-empty-id: processNamesTask (src/reaper/identify.ts, the RegExp at line 39 when
- *    written) does not require a valid task id. For a legacy row whose id is "" the pattern
- *    becomes (^|[^A-Za-z0-9_-])($|[^A-Za-z0-9_-]) and matches almost every process (an empty
- *    argument, as kernel threads have, or an argument that starts or ends with a non-id character,
- *    such as an absolute path), so the reaper would signal whatever now has that pid. The
- *    generated legacy ids are never empty.
- *  - BUG names-dot-boundary: the same pattern treats "." as a boundary although "." is part of ids,
- *    so task "S1" is "named" by a process running task "S1.retry" (even one whose DISPATCH_TASK
- *    says S1.retry). The fake node below never answers with a process of a task "<id>.<suffix>".
+ * Two bugs these properties found are fixed, pinned by test/unit/regressions.test.ts, and the
+ * generators include their inputs again: a legacy row whose id is "" (its name pattern once matched
+ * almost every process) and a process of task "<id>.retry" (once taken as naming task "<id>").
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -132,9 +124,9 @@ after(() => {
 
 const NODE_NAMES = ['n-online', 'n-drained', 'n-offline', 'n-junk'];
 
-/** Legacy ids: valid ids that overlap (S1, S12, S1-x ...) and junk ids; never "" (BUG names-empty-id). */
+/** Legacy ids: valid ids that overlap (S1, S12, S1-x, S1.retry ...), junk ids and "". */
 const legacyId = fc.oneof(
-  fc.constantFrom('S1', 'S12', 'S1-x', 'S1_x', 'a', 'A', 'task', 'sleep', 'x.y', 'S15-ghost-task-cleaner'),
+  fc.constantFrom('S1', 'S12', 'S1-x', 'S1_x', 'S1.retry', 'a', 'A', 'task', 'sleep', 'x.y', 'S15-ghost-task-cleaner', ''),
   fc.tuple(fc.constantFrom('a', 'b', 'Z', '7'), fc.string({ unit: fc.constantFrom('a', 'b', '1', '.', '_', '-'), maxLength: 6 })).map(([a, b]) => a + b),
   fc.constantFrom(' ', 'a b', '-x', '.hidden', 'x/y', '\u00fc', 'S1\n', "it's"),
 );
@@ -324,9 +316,9 @@ function fakePool(plan: SweepPlan, answers: IdentAnswer[], bootLine: 'good' | 'm
             break;
           }
           case 'other-task': {
-            // Another task whose id contains this one, but not as "<id>.<suffix>" (BUG names-dot-boundary).
-            const other = `${id}x`;
-            const args = ['agent', '--task', other, `${id}_2`, `x${id}`];
+            // Another task whose id contains this one: "<id>.retry" among them.
+            const other = `${id}.retry`;
+            const args = ['agent', '--task', other, `${id}x`, `${id}_2`, `x${id}`, `/specs/${id}.retry.md`];
             line = `ident ${pid} S ${start} ${b64(args)} ${envTok(other)}`;
             rec = { live: true, start, envTask: envTok(other) === '-' ? null : other, args };
             break;

@@ -4,20 +4,10 @@
  * (valid id, safe-integer priority, finite max runtime >= 1 s, no NUL in the command) or a SpecError
  * (a UserError) whose message starts with the source name. Nothing else may be thrown.
  *
- * Narrowed for bugs these properties found. They are fixed now and pinned by test/unit/regressions.test.ts;
- * widening the generators again is left to do:
- *  - BUG spec-proto: an `executor:` value that names an Object.prototype member ("constructor",
- *    "toString", "__proto__", ...) throws TypeError "template.includes is not a function"
- *    (src/spec/spec.ts:98 looks the name up with `defaults.executors[raw.executor]`, which walks
- *    the prototype; the non-string "template" then reaches expandExecutor at line 61).
- *    The generators below never produce such executor names.
- *  - BUG spec-cycle: a self-referencing YAML alias (`task_id: &a [*a]`, also in project, priority,
- *    depends_on) throws TypeError "Converting circular structure to JSON" from the JSON.stringify
- *    in the error messages (src/spec/spec.ts:82, 86, 42/44, 54). The front-matter generator only
- *    puts anchors on scalars and complete alias-free flow collections, so it never builds a cycle.
- *  - BUG duration-inf: max_runtime "<400 nines>h" is accepted as Infinity
- *    (src/common/duration.ts:17-22 never checks that the sum of the units is finite). Numbers in
- *    the generators below stay under 40 digits, so they never overflow.
+ * Three bugs these properties found are fixed, pinned by test/unit/regressions.test.ts, and the
+ * generators include their inputs again: executor names inherited from Object.prototype
+ * ("constructor", "__proto__", ...), self-referencing YAML aliases (`&a [*a]`), and max_runtime
+ * values whose units overflow ("<400 nines>h").
  *  - Values are never BigInt: YAML (with the parser's default options) and the CLI's flags cannot
  *    produce one, and JSON.stringify(1n) would throw in the error messages.
  */
@@ -38,9 +28,8 @@ const DEFAULTS: SpecDefaults = {
 };
 const KEYS = ['task_id', 'project', 'priority', 'depends_on', 'modifies', 'executor', 'estimated_minutes', 'command', 'max_runtime', 'node'] as const;
 
-/** Names that a plain object inherits: see BUG spec-proto in the header. */
+/** Names that a plain object inherits: executor names that once reached the prototype (fixed). */
 const PROTO_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
-const notProto = (v: unknown): boolean => !(typeof v === 'string' && PROTO_NAMES.has(v));
 
 /** Runs fn and checks the contract; returns whether it produced a spec (to count successes). */
 function checkContract(fn: () => TaskSpec, source = SOURCE): boolean {
@@ -115,10 +104,10 @@ const valueFor: Record<(typeof KEYS)[number], fc.Arbitrary<unknown>> = {
   priority: plausibleOrJunk(fc.oneof(fc.integer({ min: -1_000_000, max: 1_000_000 }), fc.integer({ min: -1_000_000, max: 1_000_000 }).map(String))),
   depends_on: plausibleOrJunk(fc.oneof(fc.array(validId, { maxLength: 3 }), fc.array(validId, { maxLength: 3 }).map((a) => a.join(',')))),
   modifies: plausibleOrJunk(fc.array(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 3 })),
-  executor: plausibleOrJunk(fc.constantFrom('glm', 'run.v2', 'plain', 'missing')).filter(notProto),
+  executor: plausibleOrJunk(fc.constantFrom('glm', 'run.v2', 'plain', 'missing', ...PROTO_NAMES)),
   estimated_minutes: plausibleOrJunk(fc.oneof(fc.double({ min: 0, noNaN: true }), fc.nat())),
   command: plausibleOrJunk(fc.string({ unit: 'binary', minLength: 1, maxLength: 40 })),
-  max_runtime: plausibleOrJunk(fc.oneof(fc.constantFrom('30m', '2h', '1h30m', '90', 1, 0.001, 3600), fc.double({ min: 0.001, max: 1e9, noNaN: true }))),
+  max_runtime: plausibleOrJunk(fc.oneof(fc.constantFrom('30m', '2h', '1h30m', '90', 1, 0.001, 3600, `${'9'.repeat(400)}h`, '4000d'), fc.double({ min: 0.001, max: 1e9, noNaN: true }))),
   node: plausibleOrJunk(validId),
 };
 
@@ -127,7 +116,7 @@ const rawTask: fc.Arbitrary<RawTask> = fc.record(valueFor, { requiredKeys: [] })
 
 // ---- front-matter text generators ----
 
-/** YAML fragments for a value position. Anchors go on scalars or alias-free collections only (BUG spec-cycle). */
+/** YAML fragments for a value position, self-referencing aliases included. */
 const yamlValue = fc.oneof(
   trickyString.map((s) => JSON.stringify(s)), // a double-quoted YAML string (JSON strings are YAML)
   trickyString.filter((s) => !s.includes('\n') && !s.includes('\r')),
@@ -137,6 +126,7 @@ const yamlValue = fc.oneof(
     '|-', "'single ''quoted'''", '"\\0 NUL escape"', '"\\x00"', '"\\u0000"', '"\\U0001F389"', '[unterminated', '{bad: [}', '"unterminated', '- a\n  - b',
     '\n  - a\n  - b', '\n  nested: map', '0b101', '0o777', '0x_ff', '1_000', '+12', '.5', '6.', '1e400', '-.inf', '.NaN', '2001-12-14t21:59:43.10-05:00',
     `"${'9'.repeat(38)}"`, '9'.repeat(38), `-${'9'.repeat(38)}`, '? complex key', '<<: *x', '@reserved', '`reserved', '%directive', '#comment only',
+    '&c [*c]', '&m {k: *m}', '&n [a, [b, *n]]', `${'9'.repeat(400)}h`, `"${'9'.repeat(400)}h"`,
   ),
   fc.array(validId, { maxLength: 3 }).map((a) => `[${a.join(', ')}]`),
   fc.array(validId, { minLength: 1, maxLength: 3 }).map((a) => `\n${a.map((x) => `  - ${x}`).join('\n')}`),
@@ -158,7 +148,7 @@ const fmText = fc
     bom: fc.boolean(),
     open: fc.oneof({ weight: 5, arbitrary: fc.constant('---') }, { weight: 1, arbitrary: fc.constantFrom('---  ', '---\t', '--- ', '----', ' ---') }),
     id: fc.oneof(validId.map((i) => `task_id: ${i}`), validId.map((i) => `task_id: ${JSON.stringify(i)}`), fc.constant('')),
-    command: fc.oneof(fc.constantFrom('command: "echo hi"', 'command: true', 'command: ""', 'command: "a\\0b"', 'executor: glm', 'executor: run.v2', 'executor: missing', ''), fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).map((s) => `command: ${JSON.stringify(s)}`)),
+    command: fc.oneof(fc.constantFrom('command: "echo hi"', 'command: true', 'command: ""', 'command: "a\\0b"', 'executor: glm', 'executor: run.v2', 'executor: missing', 'executor: constructor', 'executor: __proto__', ''), fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).map((s) => `command: ${JSON.stringify(s)}`)),
     lines: fc.array(fmLine, { maxLength: 4 }),
     eol: fc.oneof({ weight: 5, arbitrary: fc.constant('\n') }, { weight: 1, arbitrary: fc.constantFrom('\r\n', '\r') }),
     close: fc.oneof({ weight: 5, arbitrary: fc.constant('---') }, { weight: 1, arbitrary: fc.constantFrom('--- ', '---\t', '...', '', '----') }),
