@@ -337,6 +337,28 @@ describe('reaper', () => {
   });
 });
 
+describe('guardian long-running report', () => {
+  test('the guardian reports a task running for more than 4 h that still heartbeats, and leaves it running', async () => {
+    const { pid } = await runningTask('g-long', ['--max-runtime', '10h']);
+    age('g-long', { started_at: hoursAgo(5) });
+    const res = (await c.client.workflow.execute('guardianWorkflow', { taskQueue: 'dispatch', workflowId: `guardian-long-${Date.now()}` })) as {
+      long_running: { id: string; hours: number }[];
+    };
+    const entry = res.long_running.find((x) => x.id === 'g-long');
+    assert.ok(entry, `reported: ${JSON.stringify(res.long_running)}`);
+    assert.ok(entry.hours >= 4.9 && entry.hours <= 5.1, `hours ${entry.hours}`);
+    const run = c.read((s) => s.db.prepare(`SELECT report FROM reaper_runs WHERE kind = 'guardian' ORDER BY id DESC LIMIT 1`).get() as { report: string });
+    assert.match(run.report, /g-long/, 'the report is recorded');
+    assert.equal(isAlive(pid), true, 'reported, not killed');
+    assert.equal(c.task('g-long')?.status, 'running');
+    // A row whose heartbeat is stale is the reaper's business, not a long-running report.
+    age('g-long', { last_heartbeat: hoursAgo(1) });
+    const again = (await c.client.workflow.execute('guardianWorkflow', { taskQueue: 'dispatch', workflowId: `guardian-long2-${Date.now()}` })) as { long_running: { id: string }[] };
+    assert.ok(!again.long_running.some((x) => x.id === 'g-long'));
+    await c.cliOk(['cancel', 'g-long', '--wait']);
+  });
+});
+
 describe('guardian retention and factory', () => {
   test('the guardian removes attempt directories past retention but never a current attempt', async () => {
     await c.cliOk(['submit', '--id', 'old-run', '--command', 'true']);
