@@ -4,7 +4,7 @@
  * and file locks change in the same transaction as the status.
  */
 import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import { UserError } from '../common/errors';
 import type { Assignment, NodeRow, ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
 import { migrate, pendingMigrations } from './schema';
@@ -76,11 +76,15 @@ export class Store {
     if ((opts.mustExist || opts.readonly) && !existsSync(path)) {
       throw new UserError(`database ${path} does not exist: run \`dispatch init\` first (or pass --db PATH)`);
     }
+    const isNew = !opts.readonly && path !== ':memory:' && !existsSync(path);
     try {
       this.db = new Database(path, { readonly: opts.readonly ?? false, timeout: 30_000 });
     } catch (e) {
       throw new UserError(`cannot open database ${path}: ${(e as Error).message}`);
     }
+    // Commands, specs and node settings live here (writing it is as good as the SSH keys): a new
+    // file is readable by its owner only. SQLite gives the -wal and -shm files the same mode.
+    if (isNew) chmodSync(path, 0o600);
     this.db.pragma('busy_timeout = 30000');
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL');

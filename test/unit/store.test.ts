@@ -1,7 +1,7 @@
 import { test, describe, beforeEach, afterEach, after, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Store, localNodeInput, type NodeInput } from '../../src/store/store';
@@ -82,6 +82,25 @@ describe('Store', () => {
   afterEach(() => {
     mock.restoreAll();
     store.close();
+  });
+
+  test('a new database file is readable by its owner only, also its -wal and -shm files', () => {
+    const old = process.umask(0o022);
+    try {
+      const p = path.join(root, `private-${Date.now()}.db`);
+      const s = new Store(p);
+      s.registerTask(spec('m'), 'h', 'task-m');
+      for (const f of [p, `${p}-wal`, `${p}-shm`]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+      s.close();
+      // A file that already exists keeps its mode (an adopted legacy database).
+      const legacy = path.join(root, `legacy-mode-${Date.now()}.db`);
+      writeFileSync(legacy, '');
+      chmodSync(legacy, 0o640);
+      new Store(legacy).close();
+      assert.equal(statSync(legacy).mode & 0o777, 0o640);
+    } finally {
+      process.umask(old);
+    }
   });
 
   describe('registerTask', () => {
