@@ -12,6 +12,7 @@ import {
   defineSignal,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -63,11 +64,13 @@ const HISTORY_LIMIT = 8000;
 
 export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume): Promise<TaskState> {
   const { spec, options } = input;
-  const launchAct = proxyActivities<NodeActivities>({
-    taskQueue: TASK_QUEUE,
+  // Launch is a local activity: it runs in the worker that runs this workflow (every worker on the
+  // `dispatch` queue has the node activities), which saves a server round trip per task. A worker
+  // that dies during it loses the workflow task; the next worker replays and launches again, and
+  // launch is idempotent per attempt directory, so it finds the same process.
+  const launchAct = proxyLocalActivities<NodeActivities>({
     startToCloseTimeout: '1m',
     scheduleToCloseTimeout: '5m',
-    heartbeatTimeout: ACTIVITY_LIVENESS_TIMEOUT,
     retry: { initialInterval: '1s', maximumInterval: '15s' },
   }).launch;
   const killAct = proxyActivities<NodeActivities>({
@@ -129,6 +132,8 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
   ]);
   let node: NodeRow | null = resume?.node ?? null;
   let launchedAtMs = resume?.launchedAtMs ?? 0;
+  /** The first supervise slice of a fresh launch, started together with mark running. */
+  let firstSlice: { scope: CancellationScope; slice: Promise<SuperviseResult> } | null = null;
 
   try {
     if (!resume) {
@@ -192,14 +197,23 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
           throw ApplicationFailure.nonRetryable(state.error, 'LaunchFailed');
         }
         launchedAtMs = Date.now();
-        const mr = await db.markRunning(state.identity);
+        // Supervision starts in the same workflow task as mark running: one round trip less, and
+        // a process that ends at once is seen at once. Its verdict is used only once the row says
+        // running.
+        const launched: ProcessIdentity = state.identity;
+        const scope0 = new CancellationScope();
+        const slice0 = scope0.run(() => superviseAct({ node: theNode, identity: launched, leaseS: options.leaseS, sliceS: options.heartbeatRecordS }));
+        slice0.catch(() => undefined);
+        const mr = await db.markRunning(launched);
         if (!mr.applied) {
+          scope0.cancel();
           // The row moved on (reaped or cancelled) while we launched: this copy must not run.
           await CancellationScope.nonCancellable(() => killAct({ node: theNode, identity: state.identity!, graceS: options.killGraceS }));
           state.status = mr.status ?? 'unknown';
           state.error = 'row changed during launch; the launched process was killed';
           throw ApplicationFailure.nonRetryable(state.error, 'RowChanged');
         }
+        firstSlice = { scope: scope0, slice: slice0 };
         setStatus('running', a.node);
       }
 
@@ -208,7 +222,7 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
       const theNode: NodeRow = node!;
       let verdict: SuperviseResult | 'deadline' = { state: 'running' };
       while (verdict !== 'deadline' && verdict.state === 'running') {
-        if (workflowInfo().historyLength > HISTORY_LIMIT) {
+        if (!firstSlice && workflowInfo().historyLength > HISTORY_LIMIT) {
           await continueAsNew<typeof taskWorkflow>(input, { attempt: state.attempt, node: theNode, identity, launchedAtMs });
         }
         const remainingMs = launchedAtMs + spec.maxRuntimeS * 1000 - Date.now();
@@ -216,9 +230,10 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
           verdict = 'deadline';
           break;
         }
-        const sliceScope = new CancellationScope();
+        const sliceScope = firstSlice?.scope ?? new CancellationScope();
         const timerScope = new CancellationScope();
-        const slice = sliceScope.run(() => superviseAct({ node: theNode, identity, leaseS: options.leaseS, sliceS: options.heartbeatRecordS }));
+        const slice = firstSlice?.slice ?? sliceScope.run(() => superviseAct({ node: theNode, identity, leaseS: options.leaseS, sliceS: options.heartbeatRecordS }));
+        firstSlice = null;
         const timer = timerScope.run(() => sleep(remainingMs));
         slice.catch(() => undefined);
         timer.catch(() => undefined);

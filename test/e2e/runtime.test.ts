@@ -71,13 +71,18 @@ describe('dispatch runtime', () => {
     assert.deepEqual(Object.keys(st.nodes[0]).sort(), ['name', 'running_count', 'slots', 'status']);
   });
 
-  test('a task that finds a free slot is dispatched by its register activity: no signal, no node lookup', async () => {
+  test('a task that finds a free slot is dispatched by its register activity: no signal, no node lookup, launch local, supervision with mark running', async () => {
     await c.cliOk(['submit', '--id', 'fast-path', '--command', 'true']);
     await c.waitStatus('fast-path', 'completed');
     const hist = await c.client.workflow.getHandle('task-fast-path').fetchHistory();
     const events = hist.events ?? [];
     const activities = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
-    assert.deepEqual(activities.slice(0, 3), ['registerTask', 'launch', 'markRunning'], `activities: ${activities.join(', ')}`);
+    assert.equal(activities[0], 'registerTask', `activities: ${activities.join(', ')}`);
+    assert.deepEqual(activities.slice(1, 3).sort(), ['markRunning', 'supervise'], `activities: ${activities.join(', ')}`);
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).slice(1, 3);
+    assert.equal(String(scheduled[0]!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId), String(scheduled[1]!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId), 'mark running and the first supervise slice are scheduled by one workflow task');
+    const markers = events.filter((e) => e.markerRecordedEventAttributes).map((e) => e.markerRecordedEventAttributes!.markerName);
+    assert.deepEqual(markers, ['core_local_activity'], 'launch ran as a local activity');
     assert.ok(!activities.includes('getNode'), 'the node row came with the assignment');
     assert.ok(!activities.includes('getAssignment'), 'no poll was needed');
     const signals = events.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
