@@ -5,6 +5,7 @@
  * attempts alive in the same sample is a double run.
  */
 import fs from 'node:fs';
+import { listPids, readProcStat } from '../test/helpers/proc';
 
 export interface LiveProc {
   pid: number;
@@ -46,38 +47,17 @@ function envOf(pid: number): Map<string, string> | null {
   return m;
 }
 
-function statOf(pid: number): { state: string; starttime: string } | null {
-  let raw: string;
-  try {
-    raw = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  const close = raw.lastIndexOf(')');
-  const f = raw.slice(close + 2).trim().split(/\s+/);
-  if (f.length < 20) return null;
-  return { state: f[0]!, starttime: f[19]! };
-}
-
 /** Live (non-zombie) task processes whose DISPATCH_DIR starts with `dirPrefix`. */
 export function scanTaskProcs(dirPrefix: string): LiveProc[] {
   const out: LiveProc[] = [];
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
-    const pid = Number(e);
+  for (const pid of listPids()) {
     if (pid === process.pid) continue;
     const env = envOf(pid);
     if (!env) continue;
     const task = env.get('DISPATCH_TASK');
     const dir = env.get('DISPATCH_DIR') ?? '';
     if (!task || !dir.startsWith(dirPrefix)) continue;
-    const st = statOf(pid);
+    const st = readProcStat(pid);
     if (!st || st.state === 'Z') continue;
     out.push({ pid, task, attempt: Number(env.get('DISPATCH_ATTEMPT') ?? '0'), dir, starttime: st.starttime });
   }

@@ -53,19 +53,20 @@ export async function waitFor(
   }
 }
 
+/** Every pid in /proc (empty if /proc cannot be read). */
+export function listPids(): number[] {
+  try {
+    return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Pids of live (non-zombie) processes whose environment contains `name=value`. */
 export function findProcessesWithEnv(name: string, value: string): number[] {
   const needle = Buffer.from(`${name}=${value}`);
   const out: number[] = [];
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    const pid = Number(e);
+  for (const pid of listPids()) {
     let env: Buffer;
     try {
       env = fs.readFileSync(`/proc/${pid}/environ`);

@@ -15,50 +15,10 @@ import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { buildCommand, shq, type CommandArg } from '../../src/shell/quote';
 import { identifyCommand, killCommand, launchCommand, probeCommand, pruneListCommand, pruneRemoveCommand } from '../../src/shell/scripts';
+import { parsePosixWords } from '../helpers/posix-words';
 
 const RUNS = { numRuns: 10_000 };
 const SPAWN_RUNS = { numRuns: 300 };
-
-/**
- * Parses a command line made only of single-quoted runs, `\'`, and bare [A-Za-z0-9_-], separated by
- * single spaces, into its words. Throws on anything else (a `;`, `$`, `"`, a newline outside
- * quotes, an unterminated quote, two spaces...).
- */
-function parsePosixWords(cmd: string): { words: string[]; raw: string[] } {
-  const words: string[] = [];
-  const raw: string[] = [];
-  let i = 0;
-  while (i < cmd.length) {
-    if (words.length > 0) {
-      if (cmd[i] !== ' ') throw new Error(`expected one space between words at ${i}, got ${JSON.stringify(cmd[i])}`);
-      i++;
-    }
-    const start = i;
-    let w = '';
-    while (i < cmd.length && cmd[i] !== ' ') {
-      const c = cmd[i]!;
-      if (c === "'") {
-        const end = cmd.indexOf("'", i + 1);
-        if (end < 0) throw new Error(`unterminated single quote at ${i}`);
-        w += cmd.slice(i + 1, end);
-        i = end + 1;
-      } else if (c === '\\') {
-        if (cmd[i + 1] !== "'") throw new Error(`a backslash outside quotes may only escape a quote (at ${i})`);
-        w += "'";
-        i += 2;
-      } else if (/^[A-Za-z0-9_-]$/.test(c)) {
-        w += c;
-        i++;
-      } else {
-        throw new Error(`unquoted shell character ${JSON.stringify(c)} at ${i}`);
-      }
-    }
-    if (i === start) throw new Error(`empty word at ${i}`);
-    words.push(w);
-    raw.push(cmd.slice(start, i));
-  }
-  return { words, raw };
-}
 
 /** Checks the whole shape: sh -c '<script>' <name> <args...>, args read back unchanged. */
 function assertCommandShape(cmd: string, script: string | null, name: string, args: readonly CommandArg[]): string {

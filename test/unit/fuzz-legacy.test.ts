@@ -18,6 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
+import { parsePosixWords } from '../helpers/posix-words';
 import { decideGhost, GhostRule, parseTime, type RuleContext, type WorkflowState } from '../../src/reaper/rules';
 import { killGhosts, planSweep, type SweepOptions, type SweepPlan } from '../../src/reaper/sweep';
 import { parsePid } from '../../src/common/validate';
@@ -205,38 +206,6 @@ const uniqueRows = fc.uniqueArray(dbRow, { selector: (r) => r.id, maxLength: 6 }
 
 const IDENTIFY_SUFFIX = '; read -r b < /proc/sys/kernel/random/boot_id; echo "boot $b"';
 
-/** The POSIX single-quote reader from fuzz-commands (quoted runs, \', bare [A-Za-z0-9_-], one space). */
-function parsePosixWords(cmd: string): string[] {
-  const words: string[] = [];
-  let i = 0;
-  while (i < cmd.length) {
-    if (words.length > 0) {
-      if (cmd[i] !== ' ') throw new Error(`expected one space at ${i}`);
-      i++;
-    }
-    const start = i;
-    let w = '';
-    while (i < cmd.length && cmd[i] !== ' ') {
-      const c = cmd[i]!;
-      if (c === "'") {
-        const end = cmd.indexOf("'", i + 1);
-        if (end < 0) throw new Error('unterminated quote');
-        w += cmd.slice(i + 1, end);
-        i = end + 1;
-      } else if (c === '\\' && cmd[i + 1] === "'") {
-        w += "'";
-        i += 2;
-      } else if (/^[A-Za-z0-9_-]$/.test(c)) {
-        w += c;
-        i++;
-      } else throw new Error(`unquoted ${JSON.stringify(c)} at ${i}`);
-    }
-    if (i === start) throw new Error('empty word');
-    words.push(w);
-  }
-  return words;
-}
-
 /** How the fake node answers identify for one pid. */
 type IdentAnswer = 'gone' | 'zombie-env' | 'env' | 'cmd-arg' | 'cmd-eq' | 'other-task' | 'unrelated' | 'kernel-thread' | 'junk-line' | 'no-line' | 'bad-start';
 const identAnswer = fc.constantFrom<IdentAnswer>('gone', 'zombie-env', 'env', 'cmd-arg', 'cmd-eq', 'other-task', 'unrelated', 'kernel-thread', 'junk-line', 'no-line', 'bad-start');
@@ -275,7 +244,7 @@ function fakePool(plan: SweepPlan, answers: IdentAnswer[], bootLine: 'good' | 'm
       recorded.push({ node: node.name, command });
       const empty = { code: 0, signal: null, stdout: '', stderr: '' };
       if (!command.endsWith(IDENTIFY_SUFFIX)) return empty; // the kill command: an empty answer
-      const words = parsePosixWords(command.slice(0, -IDENTIFY_SUFFIX.length));
+      const words = parsePosixWords(command.slice(0, -IDENTIFY_SUFFIX.length)).words;
       const pids = words.slice(4).map(Number);
       const lines: string[] = [];
       const said = truth.said.get(node.name) ?? new Map();
@@ -466,7 +435,7 @@ describe('fuzz: legacy rows with junk', () => {
           assert.notEqual(node, 'n-offline', 'nothing is sent to an offline node');
           assert.ok(o.autoKill, 'nothing is sent when auto_kill is false');
           const identify = command.endsWith(IDENTIFY_SUFFIX);
-          const words = parsePosixWords(identify ? command.slice(0, -IDENTIFY_SUFFIX.length) : command);
+          const words = parsePosixWords(identify ? command.slice(0, -IDENTIFY_SUFFIX.length) : command).words;
           assert.equal(words[0], 'sh');
           assert.equal(words[1], '-c');
           if (identify) {
