@@ -39,13 +39,13 @@ export function readAttemptRecords(ctx: ChaosCtx): AttemptRecord[] {
     for (const task of tasks) {
       let attempts: string[] = [];
       try {
-        attempts = fs.readdirSync(path.join(n.workDir, task)).filter((d) => /^attempt-[0-9]+$/.test(d));
+        attempts = fs.readdirSync(path.join(n.workDir, task)).filter((d) => /^attempt-[0-9]+(\.[0-9a-f]{12})?$/.test(d));
       } catch {
         continue;
       }
       for (const a of attempts) {
         const dir = path.join(n.workDir, task, a);
-        const rec: AttemptRecord = { task, attempt: Number(a.slice(8)), node: n.name, dir, hasStatus: false, pid: null, starttime: null, startedAt: null, state: null, exitCode: null, endedAt: null };
+        const rec: AttemptRecord = { task, attempt: parseInt(a.slice(8), 10), node: n.name, dir, hasStatus: false, pid: null, starttime: null, startedAt: null, state: null, exitCode: null, endedAt: null };
         try {
           const s = JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
           rec.hasStatus = true;

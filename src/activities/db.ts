@@ -22,6 +22,8 @@ export interface AssignmentView {
   error: string | null;
   /** Present when the row is dispatched and the node still exists: no getNode round trip needed. */
   nodeRow?: NodeRow;
+  /** The dispatched attempt's token (absent for rows dispatched before tokens). */
+  token?: string;
 }
 
 export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
@@ -30,6 +32,7 @@ export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
     const r = store.getTask(id);
     const v: AssignmentView = { status: r?.status ?? null, node: r?.node ?? null, attempt: r?.attempts ?? 0, error: r?.error ?? null };
     if (v.status === 'dispatched' && v.node) v.nodeRow = store.getNode(v.node) ?? undefined;
+    if (v.status === 'dispatched' && r?.attempt_token) v.token = r.attempt_token;
     return v;
   };
   return {

@@ -19,6 +19,8 @@ export interface LaunchInput {
   attempt: number;
   command: string;
   specBody: string | null;
+  /** The attempt's token from the row; absent only for attempts dispatched before tokens. */
+  token?: string;
 }
 
 export interface SuperviseInput {
@@ -63,8 +65,9 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
   return {
     /** Starts the attempt's wrapper, or reports the copy an earlier try of this activity started. */
     async launch(input: LaunchInput): Promise<ProcessIdentity> {
-      const dir = attemptDir(input.node, input.taskId, input.attempt);
-      const cmd = launchCommand(dir, input.taskId, input.attempt, input.command, input.specBody !== null);
+      const planned = attemptDir(input.node, input.taskId, input.attempt);
+      const token = input.token ?? '';
+      const cmd = launchCommand(planned, input.taskId, input.attempt, input.command, input.specBody !== null, token);
       let out;
       try {
         out = await shellOf(input.node).exec(cmd, { stdin: input.specBody ?? '', timeoutMs: 30_000 });
@@ -77,8 +80,23 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
       }
       const st = parseWrapperStatus(kv.get('status') ?? '');
       if (!st) throw ApplicationFailure.nonRetryable(`launch on ${input.node.name}: unreadable status.json`, 'LaunchFailed');
-      log.info('launched', { task: input.taskId, attempt: input.attempt, node: input.node.name, pid: st.pid, reused: out.stdout.startsWith('existing') });
-      return { node: input.node.name, pid: st.pid, starttime: st.starttime, bootId: st.bootId, dir, taskId: input.taskId, attempt: input.attempt };
+      // The directory the wrapper really used: the planned one, or its token-named sibling when the
+      // planned name holds an earlier life's attempt.
+      const dir = kv.get('dir') ?? planned;
+      if (dir !== planned && !dir.startsWith(`${planned}.`)) {
+        throw ApplicationFailure.nonRetryable(`launch on ${input.node.name}: unexpected attempt directory ${JSON.stringify(dir)}`, 'LaunchFailed');
+      }
+      if (token && st.token !== token) {
+        throw ApplicationFailure.nonRetryable(`launch on ${input.node.name}: ${dir}/status.json does not hold this attempt's token`, 'LaunchFailed');
+      }
+      if (kv.has('untrusted')) {
+        log.info('attempt directory of an earlier life left in place', { task: input.taskId, attempt: input.attempt, node: input.node.name, dir: kv.get('untrusted') });
+      }
+      const reused = /^existing$/m.test(out.stdout);
+      log.info('launched', { task: input.taskId, attempt: input.attempt, node: input.node.name, pid: st.pid, reused });
+      const identity: ProcessIdentity = { node: input.node.name, pid: st.pid, starttime: st.starttime, bootId: st.bootId, dir, taskId: input.taskId, attempt: input.attempt };
+      if (token) identity.token = token;
+      return identity;
     },
 
     /**

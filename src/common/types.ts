@@ -45,12 +45,16 @@ export interface ProcessIdentity {
   dir: string;
   taskId: string;
   attempt: number;
+  /** The attempt token written into the directory; absent for attempts launched before tokens. */
+  token?: string;
 }
 
 export interface Assignment {
   taskId: string;
   node: string;
   attempt: number;
+  /** The attempt's token (see isAttemptToken); absent only for rows dispatched before tokens. */
+  token?: string;
   /** The node's row as it was at assignment, so the workflow needs no extra round trip for it. */
   nodeRow?: NodeRow;
 }
@@ -84,6 +88,7 @@ export interface TaskRow {
   reaped_count: number | null;
   workflow_id: string | null;
   created_at: string | null;
+  attempt_token: string | null;
 }
 
 export interface NodeRow {

@@ -41,6 +41,25 @@ export function isStartTime(value: unknown): value is string {
   return typeof value === 'string' && /^[0-9]{1,20}$/.test(value);
 }
 
+/**
+ * The token that proves an attempt directory belongs to this attempt of this task's life: minted
+ * when the row is dispatched, kept in the row, written by the launch into the directory.
+ */
+export const ATTEMPT_TOKEN_RE = /^[0-9a-f]{32}$/;
+
+export function isAttemptToken(value: unknown): value is string {
+  return typeof value === 'string' && ATTEMPT_TOKEN_RE.test(value);
+}
+
+/**
+ * How the books name an attempt that is current: "task#attempt#token", or "task#attempt" for an
+ * attempt dispatched before tokens existed. A process or directory is current only when its own
+ * key (from its environment or its token file) is in the set: an earlier life never matches.
+ */
+export function attemptKey(taskId: string, attempt: number, token: string | null | undefined): string {
+  return token ? `${taskId}#${attempt}#${token}` : `${taskId}#${attempt}`;
+}
+
 export function isBootId(value: unknown): value is string {
   return typeof value === 'string' && BOOT_ID_RE.test(value);
 }

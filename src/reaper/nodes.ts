@@ -4,9 +4,9 @@
  * no longer current there has been killed.
  */
 import type { NodeRow } from '../common/types';
-import { isSignallablePid, isStartTime } from '../common/validate';
+import { attemptKey, isAttemptToken, isSignallablePid, isStartTime } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
-import { killCommand, listTaskProcsCommand, pingCommand, pruneListCommand, pruneRemoveCommand, workDirOf } from '../shell/scripts';
+import { ATTEMPT_DIR_RE, killCommand, listTaskProcsCommand, pingCommand, pruneListCommand, pruneRemoveCommand, workDirOf } from '../shell/scripts';
 import { parseKillOutput } from '../shell/status';
 
 /** Misses in a row before a node is declared offline. */
@@ -43,6 +43,8 @@ export interface TaskProc {
   starttime: string;
   task: string;
   attempt: number;
+  /** DISPATCH_ATTEMPT_TOKEN of the process; null for processes launched before tokens. */
+  token: string | null;
 }
 
 export function parseTaskProcs(out: string): { procs: TaskProc[]; bootId: string | null } {
@@ -51,11 +53,11 @@ export function parseTaskProcs(out: string): { procs: TaskProc[]; bootId: string
   for (const line of out.split('\n')) {
     const p = line.trim().split(' ');
     if (p[0] === 'boot' && /^[0-9a-f-]{36}$/.test(p[1] ?? '')) bootId = p[1]!;
-    if (p[0] !== 'proc' || p.length !== 7) continue;
+    if (p[0] !== 'proc' || (p.length !== 7 && p.length !== 8)) continue;
     const pid = Number(p[1]);
     const pgrp = Number(p[3]);
     if (!isSignallablePid(pid) || !Number.isSafeInteger(pgrp) || !isStartTime(p[4]) || !/^[0-9]+$/.test(p[6]!)) continue;
-    procs.push({ pid, state: p[2]!, pgrp, starttime: p[4]!, task: p[5]!, attempt: Number(p[6]) });
+    procs.push({ pid, state: p[2]!, pgrp, starttime: p[4]!, task: p[5]!, attempt: Number(p[6]), token: isAttemptToken(p[7]) ? p[7] : null });
   }
   return { procs, bootId };
 }
@@ -70,8 +72,9 @@ export interface CleanupResult {
 }
 
 /**
- * Kills the processes of attempts that are not current on this node. `current` is the set of
- * "task#attempt" that the database says run here now. Only processes launched under this node's
+ * Kills the processes of attempts that are not current on this node. `current` holds the
+ * attemptKey of every attempt the database says is current; a process of an earlier life of the
+ * same task id carries another token (or none), so it is never taken for the current one. Only processes launched under this node's
  * work dir are considered, so another deployment's tasks on the same host are never touched. Processes are killed one by one with their
  * observed start time as identity (the checked kill signals their process group).
  */
@@ -82,7 +85,7 @@ export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, curr
     const out = await shell.exec(listTaskProcsCommand(workDirOf(node)), { timeoutMs: 30_000 });
     const { procs, bootId } = parseTaskProcs(out.stdout);
     const live = procs.filter((p) => p.state !== 'Z');
-    const stale = live.filter((p) => !cur.has(`${p.task}#${p.attempt}`));
+    const stale = live.filter((p) => !cur.has(attemptKey(p.task, p.attempt, p.token)));
     if (stale.length === 0 || !bootId) return { node: node.name, found: stale.length, killed: [], clean: stale.length === 0, error: bootId ? null : 'no boot id' };
     const targets = stale.map((p) => ({ pid: p.pid, starttime: p.starttime }));
     const k = await shell.exec(killCommand(bootId, graceS, targets), { timeoutMs: (graceS + 30) * 1000 });
@@ -97,7 +100,7 @@ export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, curr
 
 /**
  * Removes attempt directories older than the retention cutoff, except the attempts the books say
- * are current on the node.
+ * are current (by attemptKey: the directory's token file must match the row's token).
  */
 export async function pruneAttemptDirs(pool: ShellPool, node: NodeRow, current: string[], cutoffEpochS: number): Promise<{ node: string; removed: string[]; error: string | null }> {
   const workDir = workDirOf(node);
@@ -105,13 +108,16 @@ export async function pruneAttemptDirs(pool: ShellPool, node: NodeRow, current: 
   try {
     const shell = pool.get(node);
     const out = await shell.exec(pruneListCommand(workDir, cutoffEpochS), { timeoutMs: 60_000 });
-    const old = out.stdout
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((d) => {
-        const m = /\/([^/]+)\/attempt-([0-9]+)$/.exec(d);
-        return m && d.startsWith(`${workDir}/`) && !cur.has(`${m[1]}#${m[2]}`);
-      });
+    const old: string[] = [];
+    for (const line of out.stdout.split('\n')) {
+      const sp = line.indexOf(' ');
+      if (sp < 0) continue;
+      const token = line.slice(0, sp);
+      const d = line.slice(sp + 1).trim();
+      if (!d.startsWith(`${workDir}/`)) continue;
+      const m = ATTEMPT_DIR_RE.exec(d.slice(workDir.length + 1));
+      if (m && !cur.has(attemptKey(m[1]!, Number(m[2]), isAttemptToken(token) ? token : null))) old.push(d);
+    }
     const removed: string[] = [];
     for (let i = 0; i < old.length; i += 200) {
       const batch = old.slice(i, i + 200);

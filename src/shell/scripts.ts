@@ -5,16 +5,16 @@
  */
 import { buildCommand } from './quote';
 import type { NodeRow, ProcessIdentity } from '../common/types';
-import { isBootId, isSignallablePid, isStartTime, isValidTaskId } from '../common/validate';
+import { isAttemptToken, isBootId, isSignallablePid, isStartTime, isValidTaskId } from '../common/validate';
 
 /** Runs in its own session: records identity, runs the command, records the exit code. */
 const RUNNER = `
-dir=$1; task=$2; attempt=$3
+dir=$1; task=$2; attempt=$3; token=$4
 pid=$$
 boot=$(cat /proc/sys/kernel/random/boot_id)
 read -r stat < /proc/$pid/stat; rest=\${stat##*') '}; set -- $rest; start=\${20}; sid=$4
 now=$(date +%s)
-head=$(printf '"pid":%s,"starttime":"%s","boot_id":"%s","sid":%s,"task":"%s","attempt":%s,"started_at":%s' "$pid" "$start" "$boot" "$sid" "$task" "$attempt" "$now")
+head=$(printf '"pid":%s,"starttime":"%s","boot_id":"%s","sid":%s,"task":"%s","attempt":%s,"token":"%s","started_at":%s' "$pid" "$start" "$boot" "$sid" "$task" "$attempt" "$token" "$now")
 printf '{%s,"state":"running"}\n' "$head" > "$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status.json"
 sh "$dir/command" > "$dir/stdout" 2> "$dir/stderr" < /dev/null
 code=$?
@@ -22,23 +22,51 @@ printf '{%s,"state":"exited","exit_code":%s,"ended_at":%s}\n' "$head" "$code" "$
 `;
 
 /**
- * Launch: idempotent per attempt directory. mkdir is the lock: a second launch of the same attempt
- * reports the first one's status.json instead of starting another copy.
+ * Launch: idempotent per attempt directory. mkdir is the lock, and the directory must prove that it
+ * belongs to this attempt: its token file holds the token the row was dispatched with. A second
+ * launch with the same token reports the first one's status.json instead of starting another copy.
+ * A directory without our token (an earlier life of the same task id: a fresh database, a restored
+ * backup, another database on the same nodes) is never trusted and never deleted: this attempt
+ * launches into "<dir>.<first 12 hex of the token>" instead. An empty token (an attempt dispatched
+ * before tokens existed) trusts the directory as before.
+ * Prints "untrusted=<dir>" for a directory it passed over, then launched|existing, dir=, status=.
  */
 const LAUNCH = `
 set -u
-dir=$1; task=$2; attempt=$3; cmd=$4; has_spec=$5
+dir=$1; task=$2; attempt=$3; cmd=$4; has_spec=$5; token=$6
 umask 077
 mkdir -p -- "\${dir%/*}" || { echo "error=cannot create \${dir%/*}"; exit 3; }
-if mkdir -- "$dir" 2>/dev/null; then
+# claim D: 0 = created it (token written first), 1 = it exists and is this attempt's, 2 = it is not
+claim() {
+  if mkdir -- "$1" 2>/dev/null; then
+    if [ -n "$token" ]; then printf '%s\n' "$token" > "$1/token.tmp" && mv -f "$1/token.tmp" "$1/token"; fi
+    return 0
+  fi
+  [ -n "$token" ] || return 1
+  # The launch that created it writes the token before anything else: wait for it briefly.
+  i=0
+  while [ ! -s "$1/token" ] && [ ! -s "$1/status.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+  if [ -s "$1/token" ] && [ "$(cat "$1/token")" = "$token" ]; then return 1; fi
+  return 2
+}
+claim "$dir"; rc=$?
+if [ $rc -eq 2 ]; then
+  echo "untrusted=$dir"
+  dir="$dir.$(printf '%.12s' "$token")"
+  claim "$dir"; rc=$?
+  if [ $rc -eq 2 ]; then echo "error=$dir exists and does not hold this attempt's token"; exit 5; fi
+fi
+if [ $rc -eq 0 ]; then
   if [ "$has_spec" = 1 ]; then cat > "$dir/spec.md"; fi
   printf '%s\n' "$cmd" > "$dir/command"
   abs=$(cd -- "$dir" && pwd -P)
-  DISPATCH_TASK=$task DISPATCH_ATTEMPT=$attempt DISPATCH_DIR=$abs DISPATCH_SPEC=$abs/spec.md     setsid sh -c "$RUNNER" dispatch-runner "$abs" "$task" "$attempt" < /dev/null > /dev/null 2>&1 &
+  DISPATCH_TASK=$task DISPATCH_ATTEMPT=$attempt DISPATCH_ATTEMPT_TOKEN=$token DISPATCH_DIR=$abs DISPATCH_SPEC=$abs/spec.md \
+    setsid sh -c "$RUNNER" dispatch-runner "$abs" "$task" "$attempt" "$token" < /dev/null > /dev/null 2>&1 &
   echo "launched"
 else
   echo "existing"
 fi
+echo "dir=$dir"
 i=0
 while [ ! -s "$dir/status.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
 if [ -s "$dir/status.json" ]; then printf 'status='; cat "$dir/status.json"; else echo "error=no status.json after launch"; exit 4; fi
@@ -198,7 +226,7 @@ done
 
 /**
  * Lists the processes that dispatch launched under ONE work dir ($1) on a node:
- * "proc <pid> <state> <pgrp> <starttime> <task> <attempt>". A process counts only when its
+ * "proc <pid> <state> <pgrp> <starttime> <task> <attempt> <token or ->". A process counts only when its
  * DISPATCH_DIR lies under the work dir's physical path, so another dispatch deployment on the same
  * host (its own work dir) is never listed, and therefore never killed. A missing work dir lists nothing.
  */
@@ -207,23 +235,31 @@ read -r b < /proc/sys/kernel/random/boot_id
 if base=$(cd -- "$1" 2>/dev/null && pwd -P); then
 for f in /proc/[0-9]*/environ; do
   pid=\${f#/proc/}; pid=\${pid%/environ}
-  tk=""; at=""
-  eval "$(tr '\\0' '\\n' 2>/dev/null < "$f" | sed -n -e 's/^DISPATCH_TASK=\\([A-Za-z0-9._-]*\\)$/tk=\\1/p' -e 's/^DISPATCH_ATTEMPT=\\([0-9]*\\)$/at=\\1/p')"
+  tk=""; at=""; to=""
+  eval "$(tr '\\0' '\\n' 2>/dev/null < "$f" | sed -n -e 's/^DISPATCH_TASK=\\([A-Za-z0-9._-]*\\)$/tk=\\1/p' -e 's/^DISPATCH_ATTEMPT=\\([0-9]*\\)$/at=\\1/p' -e 's/^DISPATCH_ATTEMPT_TOKEN=\\([0-9a-f]*\\)$/to=\\1/p')"
   [ -n "$tk" ] || continue
   dd=$(tr '\\0' '\\n' 2>/dev/null < "$f" | sed -n 's/^DISPATCH_DIR=//p' | head -n 1)
   case "$dd" in "$base"/*) ;; *) continue ;; esac
   read -r s 2>/dev/null < /proc/$pid/stat || continue
   r=\${s##*') '}; set -- $r
-  echo "proc $pid $1 $3 \${20} $tk \${at:-0}"
+  echo "proc $pid $1 $3 \${20} $tk \${at:-0} \${to:--}"
 done
 fi
 echo "boot $b"
 `;
 
-/** Attempt directories under a work dir not modified since `cutoff` (epoch seconds), one per line. */
+/**
+ * Attempt directories under a work dir not modified since `cutoff` (epoch seconds): one
+ * "<token or -> <dir>" line each, the token read from the directory's token file.
+ */
 const PRUNE_LIST = `
 [ -d "$1" ] || exit 0
-find "$1" -mindepth 2 -maxdepth 2 -type d -name 'attempt-*' ! -newermt "@$2" -print 2>/dev/null
+find "$1" -mindepth 2 -maxdepth 2 -type d -name 'attempt-*' ! -newermt "@$2" -print 2>/dev/null | while IFS= read -r d; do
+  t=-
+  if [ -s "$d/token" ]; then read -r t < "$d/token" || t=-; fi
+  case "$t" in *[!0-9a-f]*|'') t=- ;; esac
+  printf '%s %s\n' "$t" "$d"
+done
 `;
 
 const PRUNE_RM = `
@@ -244,7 +280,7 @@ export function pruneRemoveCommand(workDir: string, dirs: readonly string[]): st
   const base = workDir.replace(/\/+$/, '');
   for (const d of dirs) {
     const rest = d.startsWith(`${base}/`) ? d.slice(base.length + 1) : null;
-    const m = rest ? /^([^/]+)\/attempt-[0-9]+$/.exec(rest) : null;
+    const m = rest ? ATTEMPT_DIR_RE.exec(rest) : null;
     if (!m || !isValidTaskId(m[1])) throw new Error(`refusing to remove ${JSON.stringify(d)}: not an attempt directory under ${base}`);
   }
   return buildCommand(PRUNE_RM, 'dispatch-prune', [...dirs]);
@@ -264,10 +300,15 @@ export function pingCommand(): string {
   return buildCommand('read -r b < /proc/sys/kernel/random/boot_id; echo "pong $b"', 'dispatch-ping', []);
 }
 
-export function launchCommand(dir: string, taskId: string, attempt: number, command: string, hasSpec: boolean): string {
+/** "<task>/attempt-<n>" or, for a later life that found the name taken, "<task>/attempt-<n>.<12 hex>". */
+export const ATTEMPT_DIR_RE = /^([^/]+)\/attempt-([0-9]+)(?:\.([0-9a-f]{12}))?$/;
+
+/** `token` is the attempt's token; '' only for an attempt dispatched before tokens existed. */
+export function launchCommand(dir: string, taskId: string, attempt: number, command: string, hasSpec: boolean, token = ''): string {
   if (!isValidTaskId(taskId)) throw new Error(`unsafe task id ${JSON.stringify(taskId)}`);
+  if (token !== '' && !isAttemptToken(token)) throw new Error(`invalid attempt token ${JSON.stringify(token)}`);
   const script = `RUNNER=${shqInline(RUNNER)}\n${LAUNCH}`;
-  return buildCommand(script, 'dispatch-launch', [dir, taskId, attempt, command, hasSpec ? 1 : 0]);
+  return buildCommand(script, 'dispatch-launch', [dir, taskId, attempt, command, hasSpec ? 1 : 0, token]);
 }
 
 export function probeCommand(id: Pick<ProcessIdentity, 'dir' | 'pid' | 'starttime' | 'bootId'>): string {

@@ -1,5 +1,5 @@
 /** Parsing what node scripts print. Junk never becomes a pid we would signal. Pure. */
-import { isBootId, isStartTime, parsePid } from '../common/validate';
+import { isAttemptToken, isBootId, isStartTime, parsePid } from '../common/validate';
 
 export interface WrapperStatus {
   pid: number;
@@ -8,6 +8,8 @@ export interface WrapperStatus {
   state: 'running' | 'exited';
   exitCode: number | null;
   startedAt: number | null;
+  /** The attempt token the wrapper was started with; null for wrappers from before tokens. */
+  token: string | null;
 }
 
 /** Parses status.json as the wrapper writes it; null (never a throw) for anything malformed. */
@@ -31,7 +33,8 @@ export function parseWrapperStatus(text: string): WrapperStatus | null {
     if (typeof r.exit_code !== 'number' || !Number.isInteger(r.exit_code) || r.exit_code < 0 || r.exit_code > 255) return null;
     exitCode = r.exit_code;
   }
-  return { pid, starttime: r.starttime, bootId: r.boot_id, state, exitCode, startedAt: typeof r.started_at === 'number' ? r.started_at : null };
+  const token = isAttemptToken(r.token) ? r.token : null;
+  return { pid, starttime: r.starttime, bootId: r.boot_id, state, exitCode, startedAt: typeof r.started_at === 'number' ? r.started_at : null, token };
 }
 
 /** `key=value` lines -> map; a `status=` line keeps everything after the first '='. */

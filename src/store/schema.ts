@@ -93,6 +93,13 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    name: 'attempt tokens: an attempt directory proves it belongs to this attempt of this database',
+    up(db) {
+      addMissingColumns(db, 'tasks', [['attempt_token', 'TEXT']]);
+    },
+  },
 ];
 
 export function migrate(db: Database.Database): number[] {

@@ -4,8 +4,10 @@
  * and file locks change in the same transaction as the status.
  */
 import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync } from 'node:fs';
 import { UserError } from '../common/errors';
+import { attemptKey } from '../common/validate';
 import type { Assignment, NodeRow, ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
 import { migrate, pendingMigrations } from './schema';
 
@@ -50,6 +52,8 @@ export interface NodeInput {
   slots: number;
   workDir: string;
 }
+
+type CurrentRow = { id: string; attempts: number; attempt_token: string | null };
 
 const nowIso = (): string => new Date().toISOString();
 
@@ -110,7 +114,7 @@ export class Store {
       insertLock: d.prepare(`INSERT INTO file_locks (path, task_id, attempt, acquired_at) VALUES (?, ?, ?, ?)`),
       releaseLocks: d.prepare(`DELETE FROM file_locks WHERE task_id = ?`),
       dispatch: d.prepare(`UPDATE tasks SET status = 'dispatched', node = @node, attempts = COALESCE(attempts, 0) + 1,
-          dispatched_at = @now, updated_at = @now, pid = NULL, proc_starttime = NULL, boot_id = NULL, run_dir = NULL,
+          attempt_token = @token, dispatched_at = @now, updated_at = @now, pid = NULL, proc_starttime = NULL, boot_id = NULL, run_dir = NULL,
           exit_code = NULL, started_at = NULL, last_heartbeat = NULL
         WHERE id = @id AND status = 'queued'`),
       block: d.prepare(`UPDATE tasks SET status = 'blocked', error = @reason, updated_at = @now, finished_at = @now
@@ -268,7 +272,8 @@ export class Store {
             for (const [name, n] of free) if (n > best) [node, best] = [name, n];
           }
           if (!node) continue;
-          if (this.s.dispatch.run({ id: t.id, node, now }).changes !== 1) continue;
+          const token = randomBytes(16).toString('hex');
+          if (this.s.dispatch.run({ id: t.id, node, now, token }).changes !== 1) continue;
           const attempt = (this.getTask(t.id)!.attempts ?? 1) as number;
           this.s.takeSlot.run(node);
           for (const f of files) this.s.insertLock.run(f, t.id, attempt, now);
@@ -276,7 +281,7 @@ export class Store {
           totalFree--;
           consumed++;
           this.event(t.id, attempt, 'dispatched', { node });
-          result.assigned.push({ taskId: t.id, node, attempt });
+          result.assigned.push({ taskId: t.id, node, attempt, token });
         }
         // Rows that left 'queued' shift the following pages down.
         offset -= consumed;
@@ -544,21 +549,18 @@ export class Store {
   }
 
   /**
-   * "task#attempt" of every attempt the books say is current, on any node. Leftover-process cleanup
-   * spares all of them: several node entries can share one host (the chaos run found a recovering
-   * node killing live tasks of its neighbours on the same machine).
+   * The attemptKey of every attempt the books say is current, on any node. Leftover-process cleanup
+   * spares all of them: several node entries can share one host.
    */
   allCurrentAttempts(): string[] {
-    return (this.db.prepare(`SELECT id, attempts FROM tasks WHERE status IN ('dispatched', 'running')`).all() as { id: string; attempts: number }[]).map(
-      (r) => `${r.id}#${r.attempts}`,
-    );
+    const rows = this.db.prepare(`SELECT id, attempts, attempt_token FROM tasks WHERE status IN ('dispatched', 'running')`).all() as CurrentRow[];
+    return rows.map((r) => attemptKey(r.id, r.attempts, r.attempt_token));
   }
 
-  /** "task#attempt" of every attempt the books say is current on a node. */
+  /** The attemptKey of every attempt the books say is current on a node. */
   currentAttempts(node: string): string[] {
-    return (this.db.prepare(`SELECT id, attempts FROM tasks WHERE node = ? AND status IN ('dispatched', 'running')`).all(node) as { id: string; attempts: number }[]).map(
-      (r) => `${r.id}#${r.attempts}`,
-    );
+    const rows = this.db.prepare(`SELECT id, attempts, attempt_token FROM tasks WHERE node = ? AND status IN ('dispatched', 'running')`).all(node) as CurrentRow[];
+    return rows.map((r) => attemptKey(r.id, r.attempts, r.attempt_token));
   }
 
   queuedCountsByProject(): Map<string, number> {

@@ -141,7 +141,7 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
       if (reg.status === 'dispatched' && reg.node) {
         // A free slot was handed out in the register activity itself (or, restarted after a
         // requeue, the row was given one before this run asked): take it.
-        assignment = { taskId: spec.id, node: reg.node, attempt: reg.attempt, nodeRow: reg.nodeRow };
+        assignment = { taskId: spec.id, node: reg.node, attempt: reg.attempt, nodeRow: reg.nodeRow, token: reg.token };
       } else if (reg.status === 'blocked') {
         // A dependency already failed (found by the register activity's own allocation pass, or
         // earlier): end as blocked, with the reason, as a signalled block does.
@@ -161,7 +161,7 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
           if (await condition(() => assignment !== null || blocked !== null, ASSIGNMENT_POLL)) break;
           const v = await db.getAssignment(spec.id);
           if (v.status === 'dispatched' && v.node && v.attempt > state.attempt) {
-            assignment = { taskId: spec.id, node: v.node, attempt: v.attempt, nodeRow: v.nodeRow };
+            assignment = { taskId: spec.id, node: v.node, attempt: v.attempt, nodeRow: v.nodeRow, token: v.token };
           } else if (v.status === 'blocked') {
             blocked = v.error ?? 'blocked';
           } else if (v.status !== 'queued') {
@@ -185,7 +185,7 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
         const theNode: NodeRow = node;
         try {
           state.identity = await CancellationScope.nonCancellable(() =>
-            launchAct({ node: theNode, taskId: spec.id, attempt: a.attempt, command: spec.command, specBody: spec.specBody }),
+            launchAct({ node: theNode, taskId: spec.id, attempt: a.attempt, command: spec.command, specBody: spec.specBody, token: a.token }),
           );
         } catch (e) {
           if (isCancellation(e)) throw e;

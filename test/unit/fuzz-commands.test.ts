@@ -139,11 +139,12 @@ describe('fuzz: node command builder', () => {
     );
   });
 
-  test('launchCommand always sends the fixed launch script with dir, task id, attempt, command and the spec flag as its only arguments', () => {
+  test('launchCommand always sends the fixed launch script with dir, task id, attempt, command, the spec flag and the attempt token as its only arguments', () => {
+    const token = fc.oneof(fc.constant(''), fc.stringMatching(/^[0-9a-f]{32}$/));
     fc.assert(
-      fc.property(anyArgString, validId, fc.nat(), anyArgString, fc.boolean(), (dir, id, attempt, command, hasSpec) => {
-        const cmd = launchCommand(dir, id, attempt, command, hasSpec);
-        assertCommandShape(cmd, REF.launch, 'dispatch-launch', [dir, id, attempt, command, hasSpec ? 1 : 0]);
+      fc.property(anyArgString, validId, fc.nat(), anyArgString, fc.boolean(), token, (dir, id, attempt, command, hasSpec, tok) => {
+        const cmd = launchCommand(dir, id, attempt, command, hasSpec, tok);
+        assertCommandShape(cmd, REF.launch, 'dispatch-launch', [dir, id, attempt, command, hasSpec ? 1 : 0, tok]);
       }),
       RUNS,
     );

@@ -5,7 +5,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpath
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { killCommand, launchCommand, listTaskProcsCommand, probeCommand } from '../../src/shell/scripts';
-import { parseTaskProcs } from '../../src/reaper/nodes';
+import { cleanupStaleProcesses, parseTaskProcs, pruneAttemptDirs } from '../../src/reaper/nodes';
+import type { ShellPool } from '../../src/shell/pool';
+import type { NodeRow } from '../../src/common/types';
+import { attemptKey } from '../../src/common/validate';
 import { LocalShell } from '../../src/shell/local';
 import { decideProbe, parseKillOutput, parseKv, parseWrapperStatus, type WrapperStatus } from '../../src/shell/status';
 
@@ -96,10 +99,10 @@ interface Launched {
   st: WrapperStatus;
 }
 
-async function launch(command: string, opts: { dir?: string; spec?: string } = {}): Promise<Launched> {
+async function launch(command: string, opts: { dir?: string; spec?: string; token?: string } = {}): Promise<Launched> {
   const dir = opts.dir ?? path.join(root, 'tasks', `t${++seq}`, '1');
   const task = path.basename(path.dirname(dir));
-  const res = await shell.exec(launchCommand(dir, task, 1, command, opts.spec !== undefined), { stdin: opts.spec, timeoutMs: 20_000 });
+  const res = await shell.exec(launchCommand(dir, task, 1, command, opts.spec !== undefined, opts.token), { stdin: opts.spec, timeoutMs: 20_000 });
   assert.equal(res.code, 0, `launch failed: ${res.stdout} ${res.stderr}`);
   const statusText = parseKv(res.stdout).get('status');
   assert.ok(statusText, `no status in launch output: ${res.stdout}`);
@@ -239,6 +242,66 @@ describe('launch script', () => {
   });
 });
 
+describe('launch script with attempt tokens', () => {
+  const TOKEN_A = 'a'.repeat(32);
+  const TOKEN_B = '0123456789abcdef'.repeat(2);
+
+  test('a relaunch with the same token reports the first process; the token is in the directory and status.json', async () => {
+    const dir = path.join(root, 'tok', `t${++seq}`, 'attempt-1');
+    const first = await launch('sleep 30', { dir, token: TOKEN_A });
+    const again = await launch('sleep 30', { dir, token: TOKEN_A });
+    assert.match(first.out, /^launched$/m);
+    assert.match(again.out, /^existing$/m);
+    assert.equal(again.st.pid, first.st.pid);
+    assert.equal(first.st.token, TOKEN_A);
+    assert.equal(readFileSync(path.join(dir, 'token'), 'utf8').trim(), TOKEN_A);
+    assert.equal(parseKv(first.out).get('dir'), dir);
+    process.kill(-first.st.pid, 'SIGKILL');
+  });
+
+  test('a directory of an earlier life is never trusted: it is left in place and the attempt runs in a directory of its own', async () => {
+    const dir = path.join(root, 'tok', `t${++seq}`, 'attempt-1');
+    // An earlier life: launched before tokens existed, exited 0 long ago.
+    const old = await launch('echo old', { dir });
+    await waitFor(() => readStatusFile(dir)?.state === 'exited', 10_000, 'the old attempt exited');
+    const before = readFileSync(path.join(dir, 'status.json'), 'utf8');
+    const res = await shell.exec(launchCommand(dir, path.basename(path.dirname(dir)), 1, 'echo new', false, TOKEN_B), { timeoutMs: 20_000 });
+    assert.equal(res.code, 0, res.stderr);
+    const kv = parseKv(res.stdout);
+    assert.equal(kv.get('untrusted'), dir);
+    assert.match(res.stdout, /^launched$/m, 'the new life ran its own command');
+    const mine = `${dir}.${TOKEN_B.slice(0, 12)}`;
+    assert.equal(kv.get('dir'), mine);
+    const st = parseWrapperStatus(kv.get('status')!)!;
+    assert.notEqual(st.pid, old.st.pid);
+    assert.equal(st.token, TOKEN_B);
+    await waitFor(() => readStatusFile(mine)?.state === 'exited', 10_000, 'the new attempt exited');
+    assert.equal(readFileSync(path.join(mine, 'stdout'), 'utf8'), 'new\n');
+    assert.equal(readFileSync(path.join(dir, 'status.json'), 'utf8'), before, 'the old directory is untouched');
+    assert.equal(readFileSync(path.join(dir, 'stdout'), 'utf8'), 'old\n');
+    // A third launch of the new life finds its own directory again, not the old one.
+    const third = await shell.exec(launchCommand(dir, path.basename(path.dirname(dir)), 1, 'echo new', false, TOKEN_B), { timeoutMs: 20_000 });
+    assert.match(third.stdout, /^existing$/m);
+    assert.equal(parseKv(third.stdout).get('dir'), mine);
+  });
+
+  test('a directory holding another token is not trusted either', async () => {
+    const dir = path.join(root, 'tok', `t${++seq}`, 'attempt-1');
+    const a = await launch('sleep 30', { dir, token: TOKEN_A });
+    const b = await launch('sleep 30', { dir, token: TOKEN_B });
+    assert.notEqual(b.st.pid, a.st.pid);
+    assert.equal(parseKv(b.out).get('dir'), `${dir}.${TOKEN_B.slice(0, 12)}`);
+    process.kill(-a.st.pid, 'SIGKILL');
+    process.kill(-b.st.pid, 'SIGKILL');
+  });
+
+  test('launchCommand refuses a malformed token', () => {
+    for (const t of ['x', 'A'.repeat(32), `${'a'.repeat(31)}\n`, "'; rm -rf /"]) {
+      assert.throws(() => launchCommand('/tmp/w/t/attempt-1', 't', 1, 'true', false, t), /invalid attempt token/, JSON.stringify(t));
+    }
+  });
+});
+
 describe('probe script', () => {
   test('reports a launched process as running', async () => {
     const l = await launch('sleep 30');
@@ -370,3 +433,49 @@ describe('process listing script (node recovery)', () => {
     for (const l of [mine, theirs, elsewhere]) process.kill(-l.st.pid, 'SIGKILL');
   });
 });
+
+describe('node recovery and pruning tell lives of one task id apart', () => {
+  const CURRENT = 'c'.repeat(32);
+  const nodeRow = (workDir: string): NodeRow => ({
+    name: 'here', host: null, slots: 1, running_count: 0, kind: 'local', port: null, user: null, key_path: null, known_hosts: null,
+    insecure_ignore_host_key: 0, work_dir: workDir, status: 'offline', last_seen_at: null, missed_probes: 0,
+  });
+  const pool = { get: () => shell } as unknown as ShellPool;
+
+  test('recovery kills the process of an earlier life with the same task id and attempt, and spares the current one', async () => {
+    const workDir = path.join(root, `lives-${++seq}`);
+    mkdirSync(workDir);
+    const dir = path.join(workDir, 'same', 'attempt-1');
+    const earlier = await launch('sleep 30', { dir });
+    const current = await launch('sleep 30', { dir, token: CURRENT });
+    assert.equal(current.st.token, CURRENT);
+    const list = parseTaskProcs((await shell.exec(listTaskProcsCommand(workDir), { timeoutMs: 30_000 })).stdout).procs;
+    assert.deepEqual(new Set(list.filter((p) => p.pid === current.st.pid).map((p) => p.token)), new Set([CURRENT]));
+    assert.deepEqual(new Set(list.filter((p) => p.pid === earlier.st.pid).map((p) => p.token)), new Set([null]));
+    const res = await cleanupStaleProcesses(pool, nodeRow(workDir), [attemptKey('same', 1, CURRENT)], 1);
+    const killed = new Set(res.killed.map((k) => k.pid));
+    const currentGroup = new Set(list.filter((p) => p.token === CURRENT).map((p) => p.pid));
+    assert.ok(killed.has(earlier.st.pid), 'the earlier life was killed');
+    assert.ok([...killed].every((pid) => !currentGroup.has(pid)), 'nothing of the current attempt was signalled');
+    assert.ok(res.clean);
+    assert.ok(!isLive(earlier.st.pid), 'the earlier life is gone');
+    assert.ok(isLive(current.st.pid), 'the current attempt still runs');
+    process.kill(-current.st.pid, 'SIGKILL');
+  });
+
+  test('pruning removes the directory of an earlier life and keeps the current attempt that shares its task id and attempt', async () => {
+    const workDir = path.join(root, `lives-${++seq}`);
+    mkdirSync(workDir);
+    const dir = path.join(workDir, 'same', 'attempt-1');
+    await launch('true', { dir });
+    const current = await launch('true', { dir, token: CURRENT });
+    const mine = `${dir}.${CURRENT.slice(0, 12)}`;
+    assert.equal(parseKv(current.out).get('dir'), mine);
+    const res = await pruneAttemptDirs(pool, nodeRow(workDir), [attemptKey('same', 1, CURRENT)], Math.floor(Date.now() / 1000) + 3600);
+    assert.equal(res.error, null);
+    assert.deepEqual(res.removed, [dir]);
+    assert.ok(!existsSync(dir));
+    assert.ok(existsSync(path.join(mine, 'status.json')));
+  });
+});
+

@@ -29,7 +29,13 @@ describe('parseWrapperStatus', () => {
       state: 'running',
       exitCode: null,
       startedAt: 1_700_000_000,
+      token: null,
     });
+  });
+
+  test('reads the attempt token, and only a well-formed one', () => {
+    assert.equal(parseWrapperStatus(status({ token: 'ab'.repeat(16) }))?.token, 'ab'.repeat(16));
+    for (const bad of ['', 'xyz', 'AB'.repeat(16), 42, null]) assert.equal(parseWrapperStatus(status({ token: bad }))?.token, null, JSON.stringify(bad));
   });
 
   test('reads an exited status with its exit code', () => {

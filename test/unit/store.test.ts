@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Store, localNodeInput, type NodeInput } from '../../src/store/store';
 import { migrate } from '../../src/store/schema';
 import { UserError } from '../../src/common/errors';
-import type { ProcessIdentity, TaskSpec } from '../../src/common/types';
+import type { Assignment, ProcessIdentity, TaskSpec } from '../../src/common/types';
 
 const root = mkdtempSync(path.join(tmpdir(), 'dispatch-store-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -46,6 +46,14 @@ let store: Store;
 
 function submit(id: string, over: Partial<TaskSpec> = {}): void {
   store.registerTask(spec(id, over), `hash-${id}`, `task-${id}`);
+}
+
+/** Assignments without their tokens (random), after checking that each carries a well-formed one. */
+function plain(assigned: Assignment[]): Omit<Assignment, 'token'>[] {
+  return assigned.map(({ token, ...rest }) => {
+    assert.match(token ?? '', /^[0-9a-f]{32}$/, `assignment of ${rest.taskId} has no attempt token`);
+    return rest;
+  });
 }
 
 function assignedIds(): string[] {
@@ -155,7 +163,7 @@ describe('Store', () => {
       store.addNode(node('n1', 2));
       for (const id of ['a', 'b', 'c']) submit(id);
       const r = store.allocate();
-      assert.deepEqual(r.assigned, [
+      assert.deepEqual(plain(r.assigned), [
         { taskId: 'a', node: 'n1', attempt: 1 },
         { taskId: 'b', node: 'n1', attempt: 1 },
       ]);
@@ -201,7 +209,7 @@ describe('Store', () => {
       store.addNode(node('n1', 3));
       store.addNode(node('n2', 1));
       submit('a', { node: 'n2' });
-      assert.deepEqual(store.allocate().assigned, [{ taskId: 'a', node: 'n2', attempt: 1 }]);
+      assert.deepEqual(plain(store.allocate().assigned), [{ taskId: 'a', node: 'n2', attempt: 1 }]);
     });
 
     test('keeps a pinned task queued while its node is full, and dispatches others past it', () => {
@@ -412,14 +420,14 @@ describe('Store', () => {
       assert.equal(running('n1'), 0);
       assert.deepEqual(locks(), []);
       assert.ok(eventKinds('a').includes('requeued'));
-      assert.deepEqual(store.allocate().assigned, [{ taskId: 'a', node: 'n1', attempt: 2 }]);
+      assert.deepEqual(plain(store.allocate().assigned), [{ taskId: 'a', node: 'n1', attempt: 2 }]);
     });
 
     test('fails a non-zero exit at the last attempt', () => {
       store.addNode(node('n1', 1));
       submit('a');
       for (let attempt = 1; attempt <= MAX; attempt++) {
-        assert.deepEqual(store.allocate().assigned, [{ taskId: 'a', node: 'n1', attempt }]);
+        assert.deepEqual(plain(store.allocate().assigned), [{ taskId: 'a', node: 'n1', attempt }]);
         const r = store.finishAttempt('a', attempt, { kind: 'exited', exitCode: 1 }, MAX);
         assert.equal(r.status, attempt < MAX ? 'queued' : 'failed');
       }
@@ -655,7 +663,7 @@ describe('migrate on a legacy database', () => {
     const tasksBefore = dump(raw, 'tasks', taskCols, 'id');
     const nodesBefore = dump(raw, 'nodes', nodeCols, 'name');
     assert.equal(tasksBefore.length, 5);
-    assert.deepEqual(migrate(raw), [1]);
+    assert.deepEqual(migrate(raw), [1, 2]);
     assert.deepEqual(dump(raw, 'tasks', taskCols, 'id'), tasksBefore);
     assert.deepEqual(dump(raw, 'nodes', nodeCols, 'name'), nodesBefore);
     const junk = raw.prepare(`SELECT pid, typeof(pid) AS t FROM tasks WHERE id = 't-junk'`).get() as { pid: unknown; t: string };
@@ -698,7 +706,7 @@ describe('migrate on a legacy database', () => {
     assert.deepEqual(raw.prepare('SELECT * FROM tasks ORDER BY id').all(), tasks);
     assert.deepEqual(raw.prepare('SELECT * FROM nodes ORDER BY name').all(), nodes);
     assert.deepEqual(columns(raw, 'tasks'), cols);
-    assert.deepEqual(raw.prepare('SELECT version FROM schema_migrations').all(), [{ version: 1 }]);
+    assert.deepEqual(raw.prepare('SELECT version FROM schema_migrations').all(), [{ version: 1 }, { version: 2 }]);
     raw.close();
   });
 
@@ -708,7 +716,7 @@ describe('migrate on a legacy database', () => {
     migrate(raw);
     const tasks = raw.prepare('SELECT * FROM tasks ORDER BY id').all();
     raw.exec('DELETE FROM schema_migrations');
-    assert.deepEqual(migrate(raw), [1]);
+    assert.deepEqual(migrate(raw), [1, 2]);
     assert.deepEqual(raw.prepare('SELECT * FROM tasks ORDER BY id').all(), tasks);
     raw.close();
   });
