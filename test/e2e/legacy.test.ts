@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { MIGRATIONS } from '../../src/store/schema';
 
 const BIN = path.resolve(__dirname, '../../../bin/dispatch.js');
 
@@ -147,7 +148,7 @@ after(() => {
 });
 
 describe('adopting a legacy dispatch.db', () => {
-  test('init keeps every legacy row and value, adds the new columns and records migration 1', async () => {
+  test('init keeps every legacy row and value, adds the new columns and records every migration', async () => {
     const file = path.join(dir, 'full.db');
     buildLegacy(file);
     const tasksBefore = snapshot(file, 'tasks', LEGACY_TASK_COLUMNS, 'id');
@@ -181,7 +182,7 @@ describe('adopting a legacy dispatch.db', () => {
       assert.ok(nodeCols.includes(c), `nodes has no column ${c}: ${nodeCols.join(', ')}`);
     }
     const m = migrations(file);
-    assert.deepEqual(m.map((r) => r.version), [1]);
+    assert.deepEqual(m.map((r) => r.version), MIGRATIONS.map((x) => x.version));
     assert.ok(!Number.isNaN(Date.parse(m[0]!.applied_at)));
 
     // New columns on old rows hold neutral values, not invented history.
@@ -202,7 +203,7 @@ describe('adopting a legacy dispatch.db', () => {
     const out = await cliOk(['--db', file, 'init']);
     assert.match(out, /adopted .*twice\.db \(13 task rows, 3 nodes\)/);
     assert.deepEqual(fullDump(file), first);
-    assert.deepEqual(migrations(file).map((r) => r.version), [1]);
+    assert.deepEqual(migrations(file).map((r) => r.version), MIGRATIONS.map((x) => x.version));
   });
 
   test('tasks --json lists every adopted row with its legacy values', async () => {
@@ -253,7 +254,7 @@ describe('adopting a legacy dispatch.db', () => {
     const cols = columnsOf(file, 'tasks');
     for (const c of [...LEGACY_TASK_COLUMNS, 'last_heartbeat', 'reaped_count', 'run_dir']) assert.ok(cols.includes(c), `tasks has no column ${c}`);
     assert.ok(columnsOf(file, 'nodes').includes('running_count'));
-    assert.deepEqual(migrations(file).map((r) => r.version), [1]);
+    assert.deepEqual(migrations(file).map((r) => r.version), MIGRATIONS.map((x) => x.version));
     const dump = fullDump(file);
     await cliOk(['--db', file, 'init']);
     assert.deepEqual(fullDump(file), dump, 'second init changed the minimal file');
