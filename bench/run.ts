@@ -13,7 +13,7 @@ import { startCluster, sleep, type Cluster } from '../test/helpers/cluster';
 import { startSshd, type SshNode } from '../test/helpers/sshd';
 import { Store } from '../src/store/store';
 import { compileConfig } from '../src/config/config';
-import { sweepOptions } from '../src/activities/reaper';
+import { sweepOptions } from '../src/reaper/options';
 import { applySweep, killGhosts, planSweep } from '../src/reaper/sweep';
 import { ShellPool } from '../src/shell/pool';
 import { SshShell } from '../src/shell/ssh';
@@ -21,7 +21,7 @@ import { killCommand, launchCommand } from '../src/shell/scripts';
 import { parseKv, parseWrapperStatus } from '../src/shell/status';
 import type { NodeRow } from '../src/common/types';
 import { specHash } from '../src/spec/spec';
-import { workflowInput } from '../src/cli/submit';
+import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { TASK_QUEUE } from '../src/common/constants';
 
 const args = process.argv.slice(2);

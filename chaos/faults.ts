@@ -6,7 +6,8 @@
 import { execFile } from 'node:child_process';
 import type { SshNode } from '../test/helpers/sshd';
 import { temporalBin } from '../test/helpers/temporal';
-import { specsFromArgs, submitOne } from '../src/cli/submit';
+import { specsFromArgs } from '../src/cli/submit';
+import { startTask } from '../src/client/tasks';
 import { UserError } from '../src/common/errors';
 import { abortAll, ChaosCtx, isoAgo, poll, sleep, type ManagedWorker, type Outage, type RecoverySample } from './ctx';
 import type { PlannedTask } from './workload';
@@ -327,7 +328,7 @@ export async function submitTask(ctx: ChaosCtx, t: PlannedTask, deadlineMs = 120
   for (;;) {
     try {
       const [spec] = specsFromArgs([], flags, ctx.cfg);
-      await submitOne(client, spec!, ctx.cfg, null);
+      await startTask(client, spec!, ctx.cfg, null);
       ctx.submitted.set(t.id, { ...t, submittedAtMs: Date.now() });
       return true;
     } catch (e) {

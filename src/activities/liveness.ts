@@ -4,7 +4,8 @@
  * the middle of ANY activity (a database step, a launch, a node probe, a sweep) is noticed within
  * that timeout and the activity is retried on a live worker, instead of waiting out a
  * start-to-close timeout of minutes. `supervise` heartbeats itself, with details it needs on
- * re-attach, so it is left alone here.
+ * re-attach, so it is left alone here. Local activities (the launch) have no heartbeat at all: their
+ * worker runs the workflow too, and a dead worker loses the workflow task instead.
  */
 import type { Context } from '@temporalio/activity';
 import type { ActivityInterceptors } from '@temporalio/worker';
@@ -17,7 +18,7 @@ export function livenessInterceptor(ctx: Context): ActivityInterceptors {
   return {
     inbound: {
       async execute(input, next) {
-        if (SELF_HEARTBEATING.has(ctx.info.activityType)) return next(input);
+        if (ctx.info.isLocal || SELF_HEARTBEATING.has(ctx.info.activityType)) return next(input);
         const beat = (): void => {
           try {
             ctx.heartbeat();

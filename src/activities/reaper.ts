@@ -6,148 +6,31 @@ import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import type { NodeRow, TaskSpec, TaskWorkflowInput } from '../common/types';
-import { TASK_QUEUE, taskWorkflowId } from '../common/constants';
+import { signalBlocked, startTask } from '../client/tasks';
+import type { NodeRow } from '../common/types';
 import type { DispatchConfig } from '../config/config';
 import { findCycles, LONG_RUNNING_S } from '../reaper/guardian';
 import { cleanupStaleProcesses, OFFLINE_AFTER_MISSES, probeNodes, pruneAttemptDirs, type CleanupResult, type ProbeResult } from '../reaper/nodes';
 import { parseTime } from '../reaper/rules';
-import { applySweep, killGhosts, planSweep, summarize, type KillNote, type SweepOptions, type SweepPlan, type SweepReport } from '../reaper/sweep';
-import { stopGhostWorkflows, temporalInspector } from '../reaper/temporal';
+import type { SweepOverrides } from '../reaper/options';
+import { applyStep, planStep, postWebhook, type SweepDbDeps } from '../reaper/steps';
+import { killGhosts, type KillNote, type SweepPlan, type SweepReport } from '../reaper/sweep';
+import { stopGhostWorkflows } from '../reaper/temporal';
 import { parseSpecText } from '../spec/spec';
 import { shq } from '../shell/quote';
 import type { ShellPool } from '../shell/pool';
 import type { Store } from '../store/store';
-import { submitOne } from '../cli/submit';
 import type { Kicker } from './db';
-
-/** What `dispatch reap` flags (or a schedule) may override; the rest comes from the config. */
-export interface SweepOverrides {
-  dryRun?: boolean;
-  ids?: string[] | null;
-  project?: string | null;
-  staleS?: number;
-  thresholdHours?: number;
-  maxAttempts?: number;
-  action?: 'fail' | 'requeue';
-}
-
-export function sweepOptions(cfg: DispatchConfig, o: SweepOverrides = {}): SweepOptions {
-  return {
-    dryRun: o.dryRun ?? false,
-    ids: o.ids && o.ids.length ? o.ids : null,
-    project: o.project ?? null,
-    staleS: o.staleS ?? cfg.stale_s,
-    thresholdHours: o.thresholdHours ?? cfg.threshold_hours,
-    maxAttempts: o.maxAttempts ?? cfg.max_requeue,
-    action: o.action ?? cfg.ghost_action,
-    autoKill: cfg.auto_kill,
-    batch: cfg.reap_batch,
-    leaseS: cfg.lease_s,
-    killGraceS: cfg.kill_grace,
-    notifyUrl: cfg.notify_on_clean && cfg.webhook_url ? cfg.webhook_url : null,
-  };
-}
-
-function inputFromRow(store: Store, id: string, cfg: DispatchConfig): TaskWorkflowInput | null {
-  const r = store.getTask(id);
-  if (!r || !r.command || !r.spec_hash) return null;
-  const list = (v: string | null): string[] => {
-    try {
-      const a: unknown = JSON.parse(v ?? '[]');
-      return Array.isArray(a) ? a.filter((x): x is string => typeof x === 'string') : [];
-    } catch {
-      return [];
-    }
-  };
-  const spec: TaskSpec = {
-    id: r.id,
-    project: r.project ?? 'default',
-    priority: r.priority ?? 50,
-    dependsOn: list(r.depends_on),
-    modifies: list(r.modifies),
-    command: r.command,
-    specBody: null,
-    executor: r.executor ?? null,
-    estimatedMinutes: null,
-    maxRuntimeS: r.max_runtime_s ?? cfg.max_runtime,
-    node: r.pin_node,
-  };
-  const body = store.db.prepare('SELECT spec_body FROM tasks WHERE id = ?').get(id) as { spec_body: string | null };
-  spec.specBody = body.spec_body;
-  return {
-    spec,
-    specHash: r.spec_hash,
-    options: { leaseS: cfg.lease_s, maxAttempts: cfg.max_requeue, killGraceS: cfg.kill_grace, heartbeatRecordS: cfg.heartbeat_record_interval },
-  };
-}
-
-/** Webhook URLs often carry a token in the path or query: log only where it goes. */
-function redact(url: string): string {
-  try {
-    return `${new URL(url).origin}/...`;
-  } catch {
-    return '(invalid URL)';
-  }
-}
-
-export async function postWebhook(url: string, report: unknown): Promise<void> {
-  try {
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(report), signal: AbortSignal.timeout(10_000) });
-    if (!r.ok) console.warn(`[dispatch] webhook ${redact(url)} answered ${r.status}`);
-  } catch (e) {
-    console.warn(`[dispatch] webhook ${redact(url)} failed: ${(e as Error).message}`);
-  }
-}
-
-/** Runs every phase in this process: `dispatch reap --direct` and the worker's start-up recovery. */
-export async function sweepInProcess(
-  deps: { store: Store; pool: ShellPool; client: Client | null; config: DispatchConfig; log?: (line: string) => void },
-  o: SweepOptions,
-): Promise<SweepReport> {
-  const inspect = deps.client ? temporalInspector(deps.client) : undefined;
-  const plan = await planSweep(deps.store, o, inspect);
-  if (deps.client && !o.dryRun) await stopGhostWorkflows(deps.client, plan);
-  const kills = await killGhosts(deps.pool, plan);
-  const report = applySweep(deps.store, plan, kills);
-  if (deps.client) await restartRequeued(deps.client, deps.store, deps.config, report.requeued);
-  const line = summarize(report);
-  if (line) (deps.log ?? ((l: string) => console.error(l)))(`[dispatch] ${line}`);
-  if (!o.dryRun && o.notifyUrl && report.cleaned.length) await postWebhook(o.notifyUrl, report);
-  return report;
-}
-
-async function restartRequeued(client: Client, store: Store, cfg: DispatchConfig, ids: string[]): Promise<void> {
-  for (const id of ids) {
-    const input = inputFromRow(store, id, cfg);
-    if (!input) continue;
-    try {
-      await client.workflow.start('taskWorkflow', {
-        workflowId: taskWorkflowId(id),
-        taskQueue: TASK_QUEUE,
-        args: [input],
-        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-        memo: { command: input.spec.command, spec_hash: input.specHash, project: input.spec.project, executor: input.spec.executor },
-      });
-    } catch (e) {
-      console.warn(`[dispatch] could not restart the workflow of requeued ${id}: ${(e as Error).message}`);
-    }
-  }
-}
 
 export function createReaperDbActivities(deps: { store: Store; client: Client; config: DispatchConfig; allocator: Kicker }) {
   const { store, client, config } = deps;
+  const sweepDeps: SweepDbDeps = { store, client, config, log: (line) => log.info(line), afterApply: () => deps.allocator.kick() };
   return {
     async reaperPlan(o: SweepOverrides): Promise<SweepPlan> {
-      return planSweep(store, sweepOptions(config, o), temporalInspector(client));
+      return planStep(sweepDeps, o);
     },
     async reaperApply(plan: SweepPlan, kills: Record<string, KillNote>): Promise<SweepReport> {
-      const report = applySweep(store, plan, kills);
-      await restartRequeued(client, store, config, report.requeued);
-      deps.allocator.kick();
-      const line = summarize(report);
-      if (line) log.info(line);
-      return report;
+      return applyStep(sweepDeps, plan, kills);
     },
     async listNodes(): Promise<NodeRow[]> {
       return store.listNodes();
@@ -179,7 +62,7 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
     async guardianScan(): Promise<{ blocked: { taskId: string; reason: string }[]; cycles: string[][]; long_running: { id: string; node: string | null; hours: number }[]; timestamp: string }> {
       const blocked = store.blockFailedDependencies();
       for (const b of blocked) {
-        await client.workflow.getHandle(taskWorkflowId(b.taskId)).signal('blocked', { reason: b.reason }).catch(() => undefined);
+        await signalBlocked(client, b.taskId, b.reason).catch(() => undefined);
       }
       const cycles = findCycles(store.queuedDependencies());
       const now = Date.now();
@@ -231,7 +114,7 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
           if (!existsSync(line)) continue;
           try {
             const spec = parseSpecText(readFileSync(line, 'utf8'), line, { maxRuntimeS: config.max_runtime, executors: config.executors });
-            const res = await submitOne(client, spec, config, store);
+            const res = await startTask(client, spec, config, store.getTask(spec.id));
             if (res === 'submitted') out.submitted.push(spec.id);
           } catch (e) {
             out.errors.push(`${line}: ${(e as Error).message}`);
@@ -272,8 +155,8 @@ export function createReaperNodeActivities(deps: { pool: ShellPool; client: Clie
     async reaperKill(plan: SweepPlan): Promise<Record<string, KillNote>> {
       return killGhosts(deps.pool, plan);
     },
-    async notify(url: string, report: unknown): Promise<void> {
-      await postWebhook(url, report);
+    async notify(url: string, report: SweepReport): Promise<void> {
+      await postWebhook(url, report, (line) => log.warn(line));
     },
     async probeNodes(nodes: NodeRow[]): Promise<ProbeResult[]> {
       return probeNodes(deps.pool, nodes);

@@ -12,9 +12,11 @@ import { parseQueues, runWorker } from '../workers/worker';
 import { runDev } from '../workers/dev';
 import { makeCtx, type Ctx, type GlobalOptions } from './context';
 import { printJson, table } from './format';
-import { specsFromArgs, submitOne, type SubmitFlags } from './submit';
+import { specsFromArgs, type SubmitFlags } from './submit';
+import { signalCancelReason, startTask } from '../client/tasks';
 import { Store } from '../store/store';
-import { sweepInProcess, sweepOptions, type SweepOverrides } from '../activities/reaper';
+import type { SweepOverrides } from '../reaper/options';
+import { sweepInProcess } from '../reaper/steps';
 import type { SweepReport } from '../reaper/sweep';
 import { ShellPool } from '../shell/pool';
 import { applySchedules, controlSchedule, listSchedules } from '../schedules/schedules';
@@ -175,7 +177,7 @@ export function buildProgram(run: (fn: (ctx: Ctx) => Promise<number | void>) => 
         let failed = 0;
         for (const spec of specs) {
           try {
-            const outcome = await submitOne(client, spec, cfg, store);
+            const outcome = await startTask(client, spec, cfg, store?.getTask(spec.id) ?? null);
             if (o.json) console.log(JSON.stringify({ id: spec.id, workflow_id: taskWorkflowId(spec.id), outcome }));
             else console.log(outcome === 'submitted' ? `submitted ${spec.id} (workflow ${taskWorkflowId(spec.id)})` : `${spec.id}: already submitted, unchanged`);
           } catch (e) {
@@ -232,7 +234,7 @@ export function buildProgram(run: (fn: (ctx: Ctx) => Promise<number | void>) => 
         try {
           const d = await h.describe();
           if (d.status.name !== 'RUNNING') throw new UserError(`task ${id} is not running in Temporal (workflow ${d.status.name.toLowerCase()})`);
-          if (o.reason) await h.signal('cancelReason', o.reason);
+          if (o.reason) await signalCancelReason(client, id, o.reason);
           await h.cancel();
         } catch (e) {
           if (e instanceof WorkflowNotFoundError) throw new UserError(`no workflow ${taskWorkflowId(id)}: unknown task, or a legacy row (the reaper handles those)`);
@@ -308,7 +310,7 @@ export function buildProgram(run: (fn: (ctx: Ctx) => Promise<number | void>) => 
           const store = ctx.store();
           const pool = new ShellPool();
           try {
-            report = await sweepInProcess({ store, pool, client: null, config: cfg }, sweepOptions(cfg, ov));
+            report = await sweepInProcess({ store, pool, client: null, config: cfg, log: (l) => console.error(`[dispatch] ${l}`) }, ov);
           } finally {
             pool.closeAll();
           }

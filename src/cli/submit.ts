@@ -1,14 +1,10 @@
-/** dispatch submit: flags or spec files -> one workflow task-<id> each. */
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+/** dispatch submit: flags or spec files -> validated task specs (started by src/client/tasks.ts). */
 import { readFileSync } from 'node:fs';
-import { TASK_QUEUE, taskWorkflowId } from '../common/constants';
 import { parseDurationSeconds } from '../common/duration';
 import { SpecError, UserError } from '../common/errors';
-import { TaskNodeKey, TaskPriorityKey, TaskProjectKey, TaskStatusKey } from '../common/search-attributes';
-import type { TaskSpec, TaskWorkflowInput } from '../common/types';
+import type { TaskSpec } from '../common/types';
 import type { DispatchConfig } from '../config/config';
-import { buildTaskSpec, parseSpecText, specHash, type SpecDefaults } from '../spec/spec';
-import type { Store } from '../store/store';
+import { buildTaskSpec, parseSpecText, type SpecDefaults } from '../spec/spec';
 
 export interface SubmitFlags {
   id?: string;
@@ -58,51 +54,4 @@ export function specsFromArgs(files: string[], flags: SubmitFlags, cfg: Dispatch
       '--id ' + flags.id,
     ),
   ];
-}
-
-export function workflowInput(spec: TaskSpec, cfg: DispatchConfig): TaskWorkflowInput {
-  return {
-    spec,
-    specHash: specHash(spec),
-    options: {
-      leaseS: cfg.lease_s,
-      maxAttempts: cfg.max_requeue,
-      killGraceS: cfg.kill_grace,
-      heartbeatRecordS: cfg.heartbeat_record_interval,
-    },
-  };
-}
-
-export type SubmitOutcome = 'submitted' | 'unchanged';
-
-/** Starts task-<id>; an identical resubmission is a no-op, a different task under a used id an error. */
-export async function submitOne(client: Client, spec: TaskSpec, cfg: DispatchConfig, store: Store | null): Promise<SubmitOutcome> {
-  const input = workflowInput(spec, cfg);
-  const existing = store?.getTask(spec.id);
-  if (existing) {
-    if (existing.spec_hash === input.specHash) return 'unchanged';
-    throw new UserError(`task id ${spec.id} is already used by a different task (status ${existing.status ?? 'unknown'})`);
-  }
-  const workflowId = taskWorkflowId(spec.id);
-  try {
-    await client.workflow.start('taskWorkflow', {
-      workflowId,
-      taskQueue: TASK_QUEUE,
-      args: [input],
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      memo: { command: spec.command, spec_hash: input.specHash, project: spec.project, executor: spec.executor },
-      typedSearchAttributes: [
-        { key: TaskProjectKey, value: spec.project },
-        { key: TaskPriorityKey, value: spec.priority },
-        { key: TaskStatusKey, value: 'queued' },
-        { key: TaskNodeKey, value: spec.node ?? '' },
-      ],
-    });
-    return 'submitted';
-  } catch (e) {
-    if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
-    const d = await client.workflow.getHandle(workflowId).describe();
-    if (d.memo?.spec_hash === input.specHash) return 'unchanged';
-    throw new UserError(`task id ${spec.id} is already used by a different task (workflow ${workflowId})`);
-  }
 }

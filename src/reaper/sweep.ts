@@ -209,9 +209,4 @@ export function applySweep(store: Store, plan: SweepPlan, kills: Record<string, 
   return report;
 }
 
-/** One-line summary for logs; null when the sweep did nothing worth a line. */
-export function summarize(r: SweepReport): string | null {
-  if (r.ghosts_found === 0 && r.drift_fixed.length === 0 && r.locks_released === 0) return null;
-  const rules = [...new Set(r.ghosts.map((g) => g.rule))].join(',');
-  return `reaper${r.dry_run ? ' (dry run)' : ''}: ${r.ghosts_found} ghosts${rules ? ` [${rules}]` : ''}, ${r.cleaned.length} cleaned, ${r.skipped.length} skipped, ${r.drift_fixed.length} drift fixed, ${r.locks_released} locks released`;
-}
+export { summarize } from './driver';

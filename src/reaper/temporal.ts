@@ -1,5 +1,7 @@
 /** The reaper's Temporal side: asking about workflows, and stopping the open ones of ghosts. */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { signalReap } from '../client/tasks';
+import { taskWorkflowId } from '../common/constants';
 import type { Inspect, SweepPlan } from './sweep';
 import type { WorkflowState } from './rules';
 
@@ -40,9 +42,9 @@ export async function stopGhostWorkflows(client: Client, plan: SweepPlan, waitMs
   const res: Record<string, string> = {};
   const open = plan.ghosts.filter((g) => g.workflow === 'open' || g.workflow === 'unknown');
   await mapLimit(open, 20, async (g) => {
-    const h = client.workflow.getHandle(`task-${g.id}`);
+    const h = client.workflow.getHandle(taskWorkflowId(g.id));
     try {
-      await h.signal('reap', { rule: g.rule });
+      await signalReap(client, g.id, g.rule);
       await h.cancel();
     } catch (e) {
       if (e instanceof WorkflowNotFoundError) {

@@ -6,6 +6,7 @@
 import type { Client } from '@temporalio/client';
 import { taskWorkflowId } from '../common/constants';
 import type { Assignment } from '../common/types';
+import { signalAssigned, signalBlocked } from '../client/tasks';
 import type { AllocationResult, Store } from '../store/store';
 
 export class Allocator {
@@ -59,8 +60,8 @@ export class Allocator {
 
   private async deliver(res: AllocationResult, except?: string): Promise<void> {
     await Promise.all([
-      ...res.assigned.filter((a) => a.taskId !== except).map((a) => this.signal(a.taskId, 'assigned', a)),
-      ...res.blocked.filter((b) => b.taskId !== except).map((b) => this.signal(b.taskId, 'blocked', { reason: b.reason })),
+      ...res.assigned.filter((a) => a.taskId !== except).map((a) => this.tell(a.taskId, 'assigned', () => signalAssigned(this.client, a))),
+      ...res.blocked.filter((b) => b.taskId !== except).map((b) => this.tell(b.taskId, 'blocked', () => signalBlocked(this.client, b.taskId, b.reason))),
     ]);
   }
 
@@ -77,9 +78,9 @@ export class Allocator {
     }
   }
 
-  private async signal(taskId: string, name: string, arg: unknown): Promise<void> {
+  private async tell(taskId: string, name: string, send: () => Promise<void>): Promise<void> {
     try {
-      await this.client.workflow.getHandle(taskWorkflowId(taskId)).signal(name, arg);
+      await send();
     } catch (e) {
       console.warn(`[dispatch] could not signal ${taskWorkflowId(taskId)} (${name}): ${(e as Error).message}; the workflow will poll`);
     }

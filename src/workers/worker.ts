@@ -9,7 +9,8 @@ import path from 'node:path';
 import { createDbActivities } from '../activities/db';
 import { createNodeActivities } from '../activities/node';
 import { livenessInterceptor } from '../activities/liveness';
-import { createReaperDbActivities, createReaperNodeActivities, sweepInProcess, sweepOptions } from '../activities/reaper';
+import { createReaperDbActivities, createReaperNodeActivities } from '../activities/reaper';
+import { sweepInProcess } from '../reaper/steps';
 import { ALL_QUEUES, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
 import { UserError } from '../common/errors';
 import type { DispatchConfig } from '../config/config';
@@ -87,7 +88,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
       // Start-up recovery: one reconciling sweep before anything polls (seed 004's _recover_mine).
       if (opts.startupSweep !== false && opts.config.enabled) {
         try {
-          const r = await sweepInProcess({ store, pool, client, config: opts.config, log }, sweepOptions(opts.config));
+          const r = await sweepInProcess({ store, pool, client, config: opts.config, log: (l) => log(`[dispatch] ${l}`) });
           log(`start-up sweep: ${r.ghosts_found} ghosts, ${r.cleaned.length} cleaned, ${r.skipped.length} skipped, ${r.drift_fixed.length} drift fixed`);
         } catch (e) {
           log(`start-up sweep failed (the scheduled reaper will retry): ${(e as Error).message}`);

@@ -3,8 +3,10 @@
  * the schedule is the loop, so no workflow history grows without bound.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { ReaperDbActivities, ReaperNodeActivities, SweepOverrides } from '../activities/reaper';
+import type { ReaperDbActivities, ReaperNodeActivities } from '../activities/reaper';
 import { ACTIVITY_LIVENESS_TIMEOUT, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
+import { driveSweep } from '../reaper/driver';
+import type { SweepOverrides } from '../reaper/options';
 import type { SweepReport } from '../reaper/sweep';
 
 const db = proxyActivities<ReaperDbActivities>({
@@ -20,43 +22,22 @@ const nodes = proxyActivities<ReaperNodeActivities>({
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
 });
 
-/** Batches of at most TASK_REAP_BATCH ghosts; this many batches per run at most. */
-const MAX_BATCHES = 20;
-
 export interface ReaperInput {
   overrides?: SweepOverrides;
 }
 
-function merge(a: SweepReport | null, b: SweepReport): SweepReport {
-  if (!a) return b;
-  return {
-    ...b,
-    ghosts_found: a.ghosts_found + b.ghosts_found,
-    cleaned: [...a.cleaned, ...b.cleaned],
-    skipped: [...a.skipped, ...b.skipped],
-    drift_fixed: [...a.drift_fixed, ...b.drift_fixed],
-    ghosts: [...a.ghosts, ...b.ghosts],
-    requeued: [...a.requeued, ...b.requeued],
-    locks_released: a.locks_released + b.locks_released,
-    timestamp: a.timestamp,
-  };
-}
-
+/** The one sweep driver, with activities as its steps. */
 export async function reaperWorkflow(input: ReaperInput = {}): Promise<SweepReport> {
-  let report: SweepReport | null = null;
-  let notifyUrl: string | null = null;
-  for (let i = 0; i < MAX_BATCHES; i++) {
-    const plan = await db.reaperPlan(input.overrides ?? {});
-    notifyUrl = plan.options.notifyUrl;
-    if (!plan.options.dryRun && plan.ghosts.length) await nodes.reaperStopWorkflows(plan);
-    const kills = plan.ghosts.length ? await nodes.reaperKill(plan) : {};
-    report = merge(report, await db.reaperApply(plan, kills));
-    // Skipped rows stay active: stop when a batch made no progress or was not full.
-    if (plan.options.dryRun || plan.ghosts.length < plan.options.batch || (report.cleaned.length === 0 && plan.ghosts.length > 0)) break;
-  }
-  const final = report!;
-  if (notifyUrl && !final.dry_run && final.cleaned.length > 0) await nodes.notify(notifyUrl, final);
-  return final;
+  return driveSweep(
+    {
+      plan: (o) => db.reaperPlan(o),
+      stopWorkflows: (plan) => nodes.reaperStopWorkflows(plan),
+      kill: (plan) => nodes.reaperKill(plan),
+      apply: (plan, kills) => db.reaperApply(plan, kills),
+      notify: (url, report) => nodes.notify(url, report),
+    },
+    input.overrides ?? {},
+  );
 }
 
 export interface NodeProbeInput {

@@ -8,8 +8,6 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
@@ -23,32 +21,18 @@ import type { NodeActivities, SuperviseResult } from '../activities/node';
 import { ACTIVITY_LIVENESS_TIMEOUT, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
 import { TaskNodeKey, TaskPriorityKey, TaskProjectKey, TaskStatusKey } from '../common/search-attributes';
 import type { Assignment, NodeRow, ProcessIdentity, TaskWorkflowInput } from '../common/types';
+import {
+  assignedSignal,
+  blockedSignal,
+  cancelReasonSignal,
+  reapSignal,
+  stateQuery,
+  TaskFailure,
+  type TaskResume,
+  type TaskState,
+} from './definitions';
 
-export interface TaskState {
-  taskId: string;
-  status: string;
-  attempt: number;
-  node: string | null;
-  identity: ProcessIdentity | null;
-  error: string | null;
-  command: string;
-}
-
-/** Carried over continueAsNew while an attempt is running. */
-export interface TaskResume {
-  attempt: number;
-  node: NodeRow;
-  identity: ProcessIdentity;
-  launchedAtMs: number;
-}
-
-export const assignedSignal = defineSignal<[Assignment]>('assigned');
-export const blockedSignal = defineSignal<[{ reason: string }]>('blocked');
-/** Sent by `dispatch cancel --reason` just before the cancel request. */
-export const cancelReasonSignal = defineSignal<[string]>('cancelReason');
-/** Sent by the reaper before it cancels: the reaper kills and books; the workflow only stops. */
-export const reapSignal = defineSignal<[{ rule: string }]>('reap');
-export const stateQuery = defineQuery<TaskState>('state');
+export type { TaskResume, TaskState } from './definitions';
 
 const db = proxyActivities<DbActivities>({
   taskQueue: DB_TASK_QUEUE,
@@ -167,13 +151,13 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
           } else if (v.status !== 'queued') {
             state.status = v.status ?? 'unknown';
             state.error = `row changed outside the workflow: ${v.status}`;
-            throw ApplicationFailure.nonRetryable(state.error, 'RowChanged');
+            throw ApplicationFailure.nonRetryable(state.error, TaskFailure.rowChanged);
           }
         }
         if (blocked) {
           state.error = blocked;
           setStatus('blocked');
-          throw ApplicationFailure.nonRetryable(blocked, 'TaskBlocked');
+          throw ApplicationFailure.nonRetryable(blocked, TaskFailure.blocked);
         }
         const a: Assignment = assignment!;
         assignment = null;
@@ -194,7 +178,7 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
           if (fin.status === 'queued') continue;
           state.error = fin.error ?? detail;
           setStatus(fin.status ?? 'failed');
-          throw ApplicationFailure.nonRetryable(state.error, 'LaunchFailed');
+          throw ApplicationFailure.nonRetryable(state.error, TaskFailure.launchFailed);
         }
         launchedAtMs = Date.now();
         // Supervision starts in the same workflow task as mark running: one round trip less, and
@@ -211,7 +195,7 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
           await CancellationScope.nonCancellable(() => killAct({ node: theNode, identity: state.identity!, graceS: options.killGraceS }));
           state.status = mr.status ?? 'unknown';
           state.error = 'row changed during launch; the launched process was killed';
-          throw ApplicationFailure.nonRetryable(state.error, 'RowChanged');
+          throw ApplicationFailure.nonRetryable(state.error, TaskFailure.rowChanged);
         }
         firstSlice = { scope: scope0, slice: slice0 };
         setStatus('running', a.node);
@@ -262,13 +246,13 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
       if (!fin.applied) {
         state.status = fin.status ?? 'unknown';
         state.error = `attempt ${state.attempt} result refused: row is ${fin.status}`;
-        throw ApplicationFailure.nonRetryable(state.error, 'RowChanged');
+        throw ApplicationFailure.nonRetryable(state.error, TaskFailure.rowChanged);
       }
       if (fin.status === 'queued') continue;
       state.error = fin.error;
       setStatus(fin.status ?? 'unknown');
       if (fin.status === 'completed') return state;
-      throw ApplicationFailure.nonRetryable(fin.error ?? 'task failed', 'TaskFailed');
+      throw ApplicationFailure.nonRetryable(fin.error ?? 'task failed', TaskFailure.failed);
     }
   } catch (err) {
     if (!isCancellation(err)) throw err;

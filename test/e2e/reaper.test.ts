@@ -16,7 +16,7 @@ import { findProcessesWithEnv, isAlive, readProcStat, waitFor } from '../helpers
 import { temporalBin } from '../helpers/temporal';
 import { Store } from '../../src/store/store';
 import { compileConfig } from '../../src/config/config';
-import { sweepOptions } from '../../src/activities/reaper';
+import { sweepOptions } from '../../src/reaper/options';
 import { applySweep, planSweep } from '../../src/reaper/sweep';
 
 let c: Cluster;
@@ -458,3 +458,46 @@ describe('legacy database: the five ghosts of seed S15', () => {
     assert.equal(isAlive(unrelated.pid!), true, 'an unrelated process was signalled');
   });
 });
+
+describe('reap --direct batches like the reaper workflow', () => {
+  test('with more ghosts than reap_batch it cleans them all, in several batches, and reports them once', async () => {
+    const dir = path.join(c.dir, 'legacy-batches');
+    require('node:fs').mkdirSync(dir);
+    const db = path.join(dir, 'dispatch.db');
+    const raw = new Database(db);
+    raw.exec(`CREATE TABLE tasks (id TEXT PRIMARY KEY, project TEXT, status TEXT, node TEXT, pid INTEGER, started_at TEXT, updated_at TEXT,
+              attempts INTEGER, error TEXT)`);
+    const ids = Array.from({ length: 7 }, (_, i) => `B${i}-legacy-ghost`);
+    // Legacy rows with a junk pid: orphaned by age, never signalled.
+    const ins = raw.prepare(`INSERT INTO tasks VALUES (?, 'batches', 'running', NULL, 'junk', ?, NULL, 1, NULL)`);
+    for (const id of ids) ins.run(id, hoursAgo(9));
+    raw.close();
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const env = { ...process.env, TASK_REAP_BATCH: '3' };
+        const bin = path.resolve(__dirname, '../../../bin/dispatch.js');
+        const p = spawn(process.execPath, [bin, '--db', db, '--config', c.configPath, '--address', c.temporal.address, ...args], { env });
+        let out = '';
+        let err = '';
+        p.stdout.on('data', (b) => (out += b));
+        p.stderr.on('data', (b) => (err += b));
+        p.on('close', (code) => resolve({ code, out, err }));
+      });
+    assert.equal((await run(['init'])).code, 0);
+    const dry = JSON.parse((await run(['reap', '--direct', '--dry-run', '--json'])).out);
+    assert.equal(dry.ghosts_found, 3, 'a dry run plans one batch of reap_batch ghosts');
+    const r = await run(['reap', '--direct', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out);
+    assert.equal(report.ghosts_found, 7);
+    assert.deepEqual([...report.cleaned].sort(), [...ids].sort());
+    assert.equal(new Set(report.ghosts.map((g: { id: string }) => g.id)).size, 7, 'each ghost reported once');
+    const s = new Store(db, { readonly: true });
+    try {
+      for (const id of ids) assert.equal(s.getTask(id)!.status, 'failed', id);
+    } finally {
+      s.close();
+    }
+  });
+});
+
