@@ -11,6 +11,7 @@ import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { findProcessesWithEnv, isAlive, readProcStat } from '../helpers/proc';
 import { temporalBin } from '../helpers/temporal';
 import { Store } from '../../src/store/store';
+import type { TaskRow } from '../../src/common/types';
 
 let c: Cluster;
 
@@ -27,6 +28,16 @@ afterEach(() => {
 
 function tctl(args: string[]): string {
   return execFileSync(temporalBin(), [...args, '--address', c.temporal.address], { encoding: 'utf8' });
+}
+
+/** `temporal workflow list` output once it names `want` (or the last output after 20 s). */
+async function visible(query: string, want: string, extra: string[] = []): Promise<string> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const out = tctl(['workflow', 'list', '--query', query, ...extra]);
+    if (out.includes(want) || Date.now() > until) return out;
+    await sleep(250);
+  }
 }
 
 async function waitQuiet(): Promise<void> {
@@ -56,7 +67,8 @@ describe('dispatch runtime', () => {
     assert.equal(status.starttime, row.proc_starttime);
     assert.equal(readFileSync(path.join(row.run_dir!, 'stdout'), 'utf8').trim(), 'task=hello-1 attempt=1');
     // Inspection: search attributes and memo are current.
-    const list = tctl(['workflow', 'list', '--query', 'TaskProject="p1" AND TaskStatus="completed"', '--output', 'json']);
+    // Visibility is eventually consistent: a loaded server may list the closed run a moment later.
+    const list = await visible('TaskProject="p1" AND TaskStatus="completed"', 'task-hello-1', ['--output', 'json']);
     assert.match(list, /task-hello-1/);
     const desc = await c.client.workflow.getHandle('task-hello-1').describe();
     assert.equal(desc.memo?.command, 'echo "task=$DISPATCH_TASK attempt=$DISPATCH_ATTEMPT"; sleep 1');
@@ -205,25 +217,62 @@ describe('dispatch runtime', () => {
 
   test('two tasks that modify the same file never run at once; slot limits hold', async () => {
     await waitQuiet();
-    const cmd = 'echo "$(date +%s%N) start" >> "$DISPATCH_DIR/../../../shared.log"; sleep 1; echo "$(date +%s%N) end" >> "$DISPATCH_DIR/../../../shared.log"';
-    await c.cliOk(['submit', '--id', 'mod-a', '--modifies', 'src/x.py', '--command', cmd]);
-    await c.cliOk(['submit', '--id', 'mod-b', '--modifies', 'src/y.py,src/x.py', '--command', cmd]);
-    for (let i = 0; i < 6; i++) await c.cliOk(['submit', '--id', `slot-${i}`, '--command', 'sleep 1.5']);
+    // Every task waits on a barrier file the test creates, so what overlaps depends on the test,
+    // not on how fast the CLI submits.
+    const barrier = (name: string): string => path.join(c.dir, `barrier-${name}`);
+    const waitFor = (name: string): string => `while [ ! -e '${barrier(name)}' ]; do sleep 0.1; done`;
+    await c.cliOk(['submit', '--id', 'mod-a', '--modifies', 'src/x.py', '--command', waitFor('mod')]);
+    await c.cliOk(['submit', '--id', 'mod-b', '--modifies', 'src/y.py,src/x.py', '--command', waitFor('mod')]);
+    const slots = Array.from({ length: 6 }, (_, i) => `slot-${i}`);
+    for (const id of slots) await c.cliOk(['submit', '--id', id, '--command', waitFor('slots')]);
+    const ids = ['mod-a', 'mod-b', ...slots];
+    // A row exists once the workflow's register activity ran; until then count it as queued.
+    const rows = () => c.read((s) => ids.map((id) => s.getTask(id) ?? ({ id, status: 'queued', node: null } as TaskRow)));
+    const active = (r: TaskRow) => r.status === 'running' || r.status === 'dispatched';
     let maxPerNode = 0;
-    const until = Date.now() + 60_000;
-    const ids = ['mod-a', 'mod-b', ...Array.from({ length: 6 }, (_, i) => `slot-${i}`)];
-    while (Date.now() < until) {
-      const rows = c.read((s) => ids.map((id) => s.getTask(id)));
-      for (const n of ['n1', 'n2']) maxPerNode = Math.max(maxPerNode, rows.filter((r) => r?.node === n && (r.status === 'running' || r.status === 'dispatched')).length);
-      if (rows.every((r) => r?.status === 'completed')) break;
-      await sleep(100);
-    }
+    const sample = (): TaskRow[] => {
+      const rs = rows();
+      for (const n of ['n1', 'n2']) maxPerNode = Math.max(maxPerNode, rs.filter((r) => r.node === n && active(r)).length);
+      return rs;
+    };
+    const until = async (pred: (rs: TaskRow[]) => boolean, label: string): Promise<TaskRow[]> => {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const rs = sample();
+        if (pred(rs)) return rs;
+        if (Date.now() > deadline) throw new Error(`timed out waiting until ${label}: ${JSON.stringify(rs.map((r) => [r.id, r.status, r.node]))}`);
+        await sleep(100);
+      }
+    };
+    // Whatever fails, release the barriers so that no task is left holding a slot for later tests.
+    try {
+    // Saturated: all four slots taken, two per node, and only one of the two tasks on src/x.py.
+    let rs = await until((r) => r.filter((x) => x.status === 'running').length === 4, 'four tasks run');
+    await sleep(1000);
+    rs = sample();
+    assert.equal(rs.filter(active).length, 4, 'no fifth task while every slot is taken');
+    for (const n of ['n1', 'n2']) assert.equal(rs.filter((r) => r.node === n && active(r)).length, 2, `node ${n} holds its 2 slots`);
+    const mods = rs.filter((r) => r.id.startsWith('mod-'));
+    assert.equal(mods.filter(active).length, 1, 'exactly one task that modifies src/x.py runs');
+    // The slot tasks end; slots free up, but the second src/x.py task waits for the lock.
+    writeFileSync(barrier('slots'), '');
+    rs = await until((r) => r.filter((x) => x.id.startsWith('slot-')).every((x) => x.status === 'completed'), 'the slot tasks complete');
+    await sleep(1000);
+    rs = sample();
+    const waiting = rs.filter((r) => r.id.startsWith('mod-') && r.status === 'queued');
+    assert.equal(waiting.length, 1, 'the second task on src/x.py stays queued while the first holds the lock, with slots free');
+    writeFileSync(barrier('mod'), '');
+    await until((r) => r.every((x) => x.status === 'completed'), 'every task completes');
     assert.equal(maxPerNode, 2, 'a node should reach but never exceed its 2 slots');
     const a = c.task('mod-a')!;
     const b = c.task('mod-b')!;
     const [first, second] = Date.parse(a.started_at!) < Date.parse(b.started_at!) ? [a, b] : [b, a];
     assert.ok(Date.parse(second.started_at!) >= Date.parse(first.finished_at!), 'modifies overlap');
     assert.equal(c.read((s) => s.db.prepare('SELECT COUNT(*) AS n FROM file_locks').get() as { n: number }).n, 0);
+    } finally {
+      writeFileSync(barrier('slots'), '');
+      writeFileSync(barrier('mod'), '');
+    }
   });
 
   test('temporal workflow cancel kills the remote process group and frees the slot', async () => {
@@ -302,7 +351,7 @@ describe('dispatch runtime', () => {
     assert.equal(st.attempt, 1);
     assert.equal(st.identity?.pid, row.pid);
     assert.ok(readProcStat(row.pid!));
-    const list = tctl(['workflow', 'list', '--query', `TaskNode="${row.node}" AND ExecutionStatus="Running"`]);
+    const list = await visible(`TaskNode="${row.node}" AND ExecutionStatus="Running"`, 'task-queried');
     assert.match(list, /task-queried/);
     await c.waitStatus('queried', 'completed');
   });
