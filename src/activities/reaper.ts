@@ -73,8 +73,7 @@ function inputFromRow(store: Store, id: string, cfg: DispatchConfig): TaskWorkfl
     maxRuntimeS: r.max_runtime_s ?? cfg.max_runtime,
     node: r.pin_node,
   };
-  const body = store.db.prepare('SELECT spec_body FROM tasks WHERE id = ?').get(id) as { spec_body: string | null };
-  spec.specBody = body.spec_body;
+  spec.specBody = store.getSpecBody(id);
   return {
     spec,
     specHash: r.spec_hash,
