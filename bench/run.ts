@@ -12,6 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startCluster, sleep, type Cluster } from '../test/helpers/cluster';
 import { startSshd, type SshNode } from '../test/helpers/sshd';
 import { Store } from '../src/store/store';
+import { rawDb } from '../test/helpers/raw-db';
 import { compileConfig } from '../src/config/config';
 import { sweepOptions } from '../src/reaper/options';
 import { applySweep, killGhosts, planSweep } from '../src/reaper/sweep';
@@ -63,20 +64,20 @@ async function sweepScaling(): Promise<void> {
     const store = new Store(path.join(dir, 'dispatch.db'));
     store.addNode({ name: 'n1', kind: 'ssh', host: 'h', port: 22, user: 'u', keyPath: '/k', knownHosts: '/kh', insecureIgnoreHostKey: false, slots: 1000, workDir: '/w' });
     const old = new Date(Date.now() - 3600_000).toISOString();
-    store.db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${size - 100})
+    rawDb(store).exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${size - 100})
       INSERT INTO tasks (id, project, status, node, attempts, seq, workflow_id, updated_at, finished_at, reaped_count)
       SELECT 'done-' || i, 'p', 'completed', 'n1', 1, i, 'task-done-' || i, '${old}', '${old}', 0 FROM n`);
-    store.db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+    rawDb(store).exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
       INSERT INTO tasks (id, project, status, node, attempts, seq, workflow_id, started_at, last_heartbeat, updated_at, reaped_count, command)
       SELECT 'ghost-' || i, 'p', 'running', 'n1', 1, ${size} + i, 'task-ghost-' || i, '${old}', '${old}', '${old}', 0, 'true' FROM n`);
-    store.db.exec(`UPDATE nodes SET running_count = 100`);
-    store.db.exec('ANALYZE');
+    rawDb(store).exec(`UPDATE nodes SET running_count = 100`);
+    rawDb(store).exec('ANALYZE');
     const cfg = compileConfig({ reap_batch: 1000 });
     // Median of 5 sweeps, each over 100 fresh ghosts, so JIT warm-up does not decide the ratio.
     const runs: number[] = [];
     for (let k = 0; k < 5; k++) {
-      store.db.exec(`UPDATE tasks SET status = 'running', error = NULL, finished_at = NULL, updated_at = '${old}' WHERE id LIKE 'ghost-%'`);
-      store.db.exec(`UPDATE nodes SET running_count = 100`);
+      rawDb(store).exec(`UPDATE tasks SET status = 'running', error = NULL, finished_at = NULL, updated_at = '${old}' WHERE id LIKE 'ghost-%'`);
+      rawDb(store).exec(`UPDATE nodes SET running_count = 100`);
       const t0 = process.hrtime.bigint();
       const plan = await planSweep(store, sweepOptions(cfg), async (ids) => new Map(ids.map((i) => [i, 'open' as const])));
       const rep = applySweep(store, plan, {});
@@ -258,10 +259,10 @@ async function massCleanup(): Promise<void> {
     const store = new Store(path.join(base, 'dispatch.db'));
     for (const n of nodes) store.addNode({ name: n.name, kind: 'ssh', host: n.host, port: n.port, user: n.user, keyPath: n.keyPath, knownHosts: n.knownHostsPath, insecureIgnoreHostKey: false, slots: 1000, workDir: n.workDir });
     const old = new Date(Date.now() - 3600_000).toISOString();
-    const ins = store.db.prepare(`INSERT INTO tasks (id, project, status, node, pid, proc_starttime, boot_id, run_dir, attempts, seq, workflow_id, started_at, last_heartbeat, updated_at, reaped_count, command)
+    const ins = rawDb(store).prepare(`INSERT INTO tasks (id, project, status, node, pid, proc_starttime, boot_id, run_dir, attempts, seq, workflow_id, started_at, last_heartbeat, updated_at, reaped_count, command)
       VALUES (?, 'mass', 'running', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, 0, 'sleep')`);
-    store.db.transaction(() => ghosts.forEach((g, i) => ins.run(g.id, g.node.name, g.pid, g.starttime, g.bootId, g.dir, i + 1, `task-${g.id}`, old, old, old)))();
-    store.fixBooks();
+    rawDb(store).transaction(() => ghosts.forEach((g, i) => ins.run(g.id, g.node.name, g.pid, g.starttime, g.bootId, g.dir, i + 1, `task-${g.id}`, old, old, old)))();
+    store.reconcileSlots();
     const cfg = compileConfig({ reap_batch: nGhosts, kill_grace: 5 });
     const pool = new ShellPool();
     const t0 = Date.now();

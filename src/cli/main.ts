@@ -71,7 +71,7 @@ export function buildProgram(run: (fn: (ctx: Ctx) => Promise<number | void>) => 
       run(async (ctx) => {
         const existed = existsSync(ctx.dbPath);
         const s = ctx.store();
-        const n = (s.db.prepare('SELECT COUNT(*) AS n FROM tasks').get() as { n: number }).n;
+        const n = s.taskCount();
         console.log(`${existed ? 'adopted' : 'created'} ${ctx.dbPath} (${n} task rows, ${s.listNodes().length} nodes)`);
       }),
     );

@@ -41,7 +41,7 @@ export async function applyStep(deps: SweepDbDeps, plan: SweepPlan, kills: Recor
 async function restartRequeued(deps: SweepDbDeps, ids: string[]): Promise<void> {
   for (const id of ids) {
     const row = deps.store.getTask(id);
-    const input = row ? taskInputFromRow(row, specBodyOf(deps.store, id), deps.config) : null;
+    const input = row ? taskInputFromRow(row, deps.store.getSpecBody(id), deps.config) : null;
     if (!input) continue;
     try {
       await restartTask(deps.client!, input);
@@ -49,11 +49,6 @@ async function restartRequeued(deps: SweepDbDeps, ids: string[]): Promise<void> 
       deps.log(`could not restart the workflow of requeued ${id}: ${(e as Error).message}`);
     }
   }
-}
-
-function specBodyOf(store: Store, id: string): string | null {
-  const r = store.db.prepare('SELECT spec_body FROM tasks WHERE id = ?').get(id) as { spec_body: string | null } | undefined;
-  return r?.spec_body ?? null;
 }
 
 /** Webhook URLs often carry a token in the path or query: log only where it goes. */

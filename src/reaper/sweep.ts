@@ -202,7 +202,7 @@ export function applySweep(store: Store, plan: SweepPlan, kills: Record<string, 
     report.cleaned.push(g.id);
     if (requeue) report.requeued.push(g.id);
   }
-  const books = o.dryRun ? store.checkBooks() : store.fixBooks();
+  const books = o.dryRun ? store.findSlotDrift() : store.reconcileSlots();
   report.drift_fixed = books.drift;
   report.locks_released = books.locksReleased;
   if (!o.dryRun) store.recordReaperRun('reaper', report);

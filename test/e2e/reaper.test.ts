@@ -13,6 +13,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { findProcessesWithEnv, isAlive, readProcStat, waitFor } from '../helpers/proc';
+import { rawDb } from '../helpers/raw-db';
 import { temporalBin } from '../helpers/temporal';
 import { Store } from '../../src/store/store';
 import { compileConfig } from '../../src/config/config';
@@ -197,14 +198,14 @@ describe('reaper', () => {
     for (const p of procs) assert.equal(isAlive(p), false, `leftover ${p} still alive`);
     assert.equal(isAlive(neighbour.pid), true, 'the recovery killed a live task of another node on the same host');
     assert.equal(isAlive(foreign.pid!), true, "the recovery killed another deployment's task (outside n2's work dir)");
-    const online = c.read((s) => s.db.prepare(`SELECT detail FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { detail: string });
+    const online = c.read((s) => rawDb(s).prepare(`SELECT detail FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { detail: string });
     const killedPids = (JSON.parse(online.detail) as { killed?: { pid: number }[] }).killed?.map((k) => k.pid) ?? [];
     assert.ok(killedPids.length > 0, `the recovery killed the leftover: ${online.detail}`);
     assert.ok(!killedPids.includes(foreign.pid!), 'the foreign process was listed as killed');
     assert.equal(c.task('off-neighbour')?.status, 'running');
     await c.cliOk(['cancel', 'off-neighbour', '--wait']);
     const back = await c.waitStatus('off-wait', 'completed');
-    const events = c.read((s) => s.db.prepare(`SELECT at FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { at: string });
+    const events = c.read((s) => rawDb(s).prepare(`SELECT at FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { at: string });
     assert.ok(Date.parse(back.started_at!) >= Date.parse(events.at), 'took work only after recovery');
   });
 
@@ -347,7 +348,7 @@ describe('guardian long-running report', () => {
     const entry = res.long_running.find((x) => x.id === 'g-long');
     assert.ok(entry, `reported: ${JSON.stringify(res.long_running)}`);
     assert.ok(entry.hours >= 4.9 && entry.hours <= 5.1, `hours ${entry.hours}`);
-    const run = c.read((s) => s.db.prepare(`SELECT report FROM reaper_runs WHERE kind = 'guardian' ORDER BY id DESC LIMIT 1`).get() as { report: string });
+    const run = c.read((s) => rawDb(s).prepare(`SELECT report FROM reaper_runs WHERE kind = 'guardian' ORDER BY id DESC LIMIT 1`).get() as { report: string });
     assert.match(run.report, /g-long/, 'the report is recorded');
     assert.equal(isAlive(pid), true, 'reported, not killed');
     assert.equal(c.task('g-long')?.status, 'running');
@@ -449,7 +450,7 @@ describe('legacy database: the five ghosts of seed S15', () => {
       assert.equal(s.getTask('S03-done')!.error, null);
       assert.equal(s.getTask('X01-other')!.status, 'running');
       assert.equal(s.getTask('S04-fresh')!.status, 'running');
-      assert.equal((s.db.prepare('SELECT COUNT(*) AS n FROM tasks').get() as { n: number }).n, 8, 'no row deleted');
+      assert.equal((rawDb(s).prepare('SELECT COUNT(*) AS n FROM tasks').get() as { n: number }).n, 8, 'no row deleted');
       assert.equal(s.getNode('n1')!.running_count, 2, 'slots freed: only X01-other and S04-fresh still hold n1');
     } finally {
       s.close();

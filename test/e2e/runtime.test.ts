@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { findProcessesWithEnv, isAlive, readProcStat } from '../helpers/proc';
+import { rawDb } from '../helpers/raw-db';
 import { temporalBin } from '../helpers/temporal';
 import { Store } from '../../src/store/store';
 import type { TaskRow } from '../../src/common/types';
@@ -268,7 +269,7 @@ describe('dispatch runtime', () => {
     const b = c.task('mod-b')!;
     const [first, second] = Date.parse(a.started_at!) < Date.parse(b.started_at!) ? [a, b] : [b, a];
     assert.ok(Date.parse(second.started_at!) >= Date.parse(first.finished_at!), 'modifies overlap');
-    assert.equal(c.read((s) => s.db.prepare('SELECT COUNT(*) AS n FROM file_locks').get() as { n: number }).n, 0);
+    assert.equal(c.read((s) => rawDb(s).prepare('SELECT COUNT(*) AS n FROM file_locks').get() as { n: number }).n, 0);
     } finally {
       writeFileSync(barrier('slots'), '');
       writeFileSync(barrier('mod'), '');

@@ -2,7 +2,7 @@
  * Property tests for legacy rows with junk in them: pid, started_at, status and the rest, as an old
  * dispatch.db (or anyone who can write the file) may hold them. src/reaper/rules.ts decideGhost and
  * parseTime, src/common/validate.ts parsePid, src/reaper/sweep.ts planSweep (on a real temp SQLite
- * file through Store, junk inserted with raw SQL through store.db) and killGhosts (with a fake
+ * file through Store, junk inserted with raw SQL through rawDb(store)) and killGhosts (with a fake
  * ShellPool that records every command and plays the node).
  *
  * Every property runs 10,000 times, the two that go through SQLite included (each of their runs
@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { parsePosixWords } from '../helpers/posix-words';
+import { rawDb } from '../helpers/raw-db';
 import { decideGhost, GhostRule, parseTime, type RuleContext, type WorkflowState } from '../../src/reaper/rules';
 import { killGhosts, planSweep, type SweepOptions, type SweepPlan } from '../../src/reaper/sweep';
 import { parsePid } from '../../src/common/validate';
@@ -115,7 +116,7 @@ let store: Store;
 before(() => {
   root = mkdtempSync(path.join(tmpdir(), 'dispatch-fuzz-legacy-'));
   store = new Store(path.join(root, 'dispatch.db'));
-  const n = store.db.prepare(`INSERT INTO nodes (name, host, slots, running_count, kind, status, work_dir) VALUES (?, 'h', 4, 0, 'ssh', ?, '/w')`);
+  const n = rawDb(store).prepare(`INSERT INTO nodes (name, host, slots, running_count, kind, status, work_dir) VALUES (?, 'h', 4, 0, 'ssh', ?, '/w')`);
   for (const [name, status] of [['n-online', 'online'], ['n-drained', 'drained'], ['n-offline', 'offline'], ['n-junk', 'on line']]) n.run(name, status);
 });
 after(() => {
@@ -188,15 +189,15 @@ const sweepOptions: fc.Arbitrary<SweepOptions> = fc.record({
 
 /** Replaces the tasks table's rows with these, through raw SQL; returns what SQLite actually stored. */
 function loadRows(rows: DbRow[]): Map<string, { pid: unknown; node: string | null; status: unknown }> {
-  const ins = store.db.prepare(`INSERT INTO tasks (id, project, status, node, pid, started_at, updated_at, dispatched_at, last_heartbeat, attempts,
+  const ins = rawDb(store).prepare(`INSERT INTO tasks (id, project, status, node, pid, started_at, updated_at, dispatched_at, last_heartbeat, attempts,
       workflow_id, proc_starttime, boot_id, command, max_runtime_s, seq)
     VALUES (@id, 'p', @status, @node, @pid, @started_at, @updated_at, @dispatched_at, @last_heartbeat, @attempts,
       @workflow_id, @proc_starttime, @boot_id, @command, @max_runtime_s, @seq)`);
-  store.db.transaction(() => {
-    store.db.exec('DELETE FROM tasks');
+  rawDb(store).transaction(() => {
+    rawDb(store).exec('DELETE FROM tasks');
     rows.forEach((r, i) => ins.run({ ...r, seq: i + 1 } as never));
   })();
-  const stored = store.db.prepare('SELECT id, pid, node, status FROM tasks').all() as { id: string; pid: unknown; node: string | null; status: unknown }[];
+  const stored = rawDb(store).prepare('SELECT id, pid, node, status FROM tasks').all() as { id: string; pid: unknown; node: string | null; status: unknown }[];
   return new Map(stored.map((r) => [r.id, r]));
 }
 

@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Store, localNodeInput, type NodeInput } from '../../src/store/store';
+import { rawDb } from '../helpers/raw-db';
 import { migrate } from '../../src/store/schema';
 import { UserError } from '../../src/common/errors';
 import type { Assignment, ProcessIdentity, TaskSpec } from '../../src/common/types';
@@ -69,7 +70,7 @@ function running(name: string): number | null {
 }
 
 function locks(): { path: string; task_id: string }[] {
-  return store.db.prepare('SELECT path, task_id FROM file_locks ORDER BY path').all() as { path: string; task_id: string }[];
+  return rawDb(store).prepare('SELECT path, task_id FROM file_locks ORDER BY path').all() as { path: string; task_id: string }[];
 }
 
 function complete(id: string): void {
@@ -187,7 +188,7 @@ describe('Store', () => {
 
     test('skips rows without a workflow id', () => {
       store.addNode(node('n1', 1));
-      store.db.prepare(`INSERT INTO tasks (id, status, priority, seq) VALUES ('legacy', 'queued', 0, 0)`).run();
+      rawDb(store).prepare(`INSERT INTO tasks (id, status, priority, seq) VALUES ('legacy', 'queued', 0, 0)`).run();
       submit('a');
       assert.deepEqual(assignedIds(), ['a']);
       assert.equal(status('legacy'), 'queued');
@@ -376,7 +377,7 @@ describe('Store', () => {
       submit('a');
       store.allocate();
       store.markRunning(identity('a', 1, 'n1'));
-      store.db.prepare(`UPDATE tasks SET last_heartbeat = '2000-01-01T00:00:00.000Z' WHERE id = 'a'`).run();
+      rawDb(store).prepare(`UPDATE tasks SET last_heartbeat = '2000-01-01T00:00:00.000Z' WHERE id = 'a'`).run();
       assert.equal(store.recordHeartbeat('a', 1).applied, true);
       assert.notEqual(store.getTask('a')!.last_heartbeat, '2000-01-01T00:00:00.000Z');
     });
