@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what dispatch needs, skipping what is already there:
-#   npm deps (node_modules), the pinned Temporal CLI, and with --test Debian's openssh-server.
+#   npm deps (node_modules), the pinned Temporal CLI, and with --test Debian's openssh-server and shellcheck.
 # Safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +41,8 @@ else
   say "npm dependencies: present"
 fi
 
-# 3. sshd for the end-to-end tests (each test starts its own sshd processes on 127.0.0.1).
+# 3. With --test: sshd for the end-to-end tests (each test starts its own sshd processes on 127.0.0.1),
+#    and shellcheck.
 if [ "$want_test" = 1 ]; then
   if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1; then
     say "sshd: /usr/sbin/sshd"
@@ -52,5 +53,14 @@ if [ "$want_test" = 1 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client >/dev/null
   fi
   mkdir -p /run/sshd 2>/dev/null || true
+  # The unit tests lint the node scripts (src/shell/scripts/*.sh) with shellcheck.
+  if command -v shellcheck >/dev/null 2>&1; then
+    say "shellcheck: $(command -v shellcheck)"
+  else
+    say "installing shellcheck (Debian)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq shellcheck >/dev/null
+  fi
 fi
 say "ready"

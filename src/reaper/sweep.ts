@@ -6,7 +6,7 @@
 import type { NodeRow, TaskRow } from '../common/types';
 import { isBootId, isStartTime, parsePid } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
-import { identifyCommand, killCommand } from '../shell/scripts';
+import { identifyWithBootCommand, killCommand } from '../shell/scripts';
 import { parseKillOutput } from '../shell/status';
 import type { Store } from '../store/store';
 import { parseIdentify, processNamesTask } from './identify';
@@ -136,7 +136,7 @@ export async function killGhosts(pool: ShellPool, plan: SweepPlan): Promise<Reco
         const add = (boot: string, t: { id: string; pid: number; starttime: string }) => targets.set(boot, [...(targets.get(boot) ?? []), t]);
         let boot: string | null = null;
         if (legacy.length) {
-          const out = await shell.exec(`${identifyCommand(legacy.map((g) => g.pid!))}; read -r b < /proc/sys/kernel/random/boot_id; echo "boot $b"`, { timeoutMs: 30_000 });
+          const out = await shell.exec(identifyWithBootCommand(legacy.map((g) => g.pid!)), { timeoutMs: 30_000 });
           boot = /^boot ([0-9a-f-]{36})$/m.exec(out.stdout)?.[1] ?? null;
           const idents = new Map(parseIdentify(out.stdout).map((i) => [i.pid, i]));
           for (const g of legacy) {

@@ -1,0 +1,62 @@
+#!/bin/sh
+# launch.sh: starts runner.sh for one attempt, idempotently per attempt directory.
+# mkdir is the lock, and the directory must prove that it belongs to this attempt: its token file
+# holds the token the row was dispatched with. A second launch with the same token reports the first
+# one's status.json instead of starting another copy. A directory without our token (an earlier life
+# of the same task id: a fresh database, a restored backup, another database on the same nodes) is
+# never trusted and never deleted: this attempt launches into "DIR.<first 12 hex of TOKEN>" instead.
+# An empty TOKEN (an attempt dispatched before tokens existed) trusts the directory.
+#
+# Arguments: DIR TASK ATTEMPT CMD HAS_SPEC TOKEN
+#   DIR       the attempt directory, <work dir>/<task>/attempt-<n>
+#   TASK      the task id (DISPATCH_TASK)
+#   ATTEMPT   the attempt number (DISPATCH_ATTEMPT)
+#   CMD       the task's shell command, written to DIR/command
+#   HAS_SPEC  1: stdin is the spec, saved as DIR/spec.md; 0: no spec
+#   TOKEN     32 hex digits, or '' for an attempt dispatched before tokens existed
+# Also $RUNNER: the text of runner.sh, which launchCommand assigns in front of this script.
+#
+# Output lines:
+#   untrusted=<dir>    only when DIR was passed over because it does not hold TOKEN
+#   launched|existing  whether this call started the runner or found this attempt's directory
+#   dir=<dir>          the directory in use (DIR or DIR.<12 hex>)
+#   status=<json>      the runner's status.json
+#   error=<message>    instead of the lines it cannot print; exit 3 (no parent), 4 (no status), 5 (untrusted)
+set -u
+dir=$1; task=$2; attempt=$3; cmd=$4; has_spec=$5; token=$6
+umask 077
+mkdir -p -- "${dir%/*}" || { echo "error=cannot create ${dir%/*}"; exit 3; }
+# claim D: 0 = created it (token written first), 1 = it exists and is this attempt's, 2 = it is not
+claim() {
+  if mkdir -- "$1" 2>/dev/null; then
+    if [ -n "$token" ]; then printf '%s\n' "$token" > "$1/token.tmp" && mv -f "$1/token.tmp" "$1/token"; fi
+    return 0
+  fi
+  [ -n "$token" ] || return 1
+  # The launch that created it writes the token before anything else: wait for it briefly.
+  i=0
+  while [ ! -s "$1/token" ] && [ ! -s "$1/status.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+  if [ -s "$1/token" ] && [ "$(cat "$1/token")" = "$token" ]; then return 1; fi
+  return 2
+}
+claim "$dir"; rc=$?
+if [ $rc -eq 2 ]; then
+  echo "untrusted=$dir"
+  dir="$dir.$(printf '%.12s' "$token")"
+  claim "$dir"; rc=$?
+  if [ $rc -eq 2 ]; then echo "error=$dir exists and does not hold this attempt's token"; exit 5; fi
+fi
+if [ $rc -eq 0 ]; then
+  if [ "$has_spec" = 1 ]; then cat > "$dir/spec.md"; fi
+  printf '%s\n' "$cmd" > "$dir/command"
+  abs=$(cd -- "$dir" && pwd -P)
+  DISPATCH_TASK=$task DISPATCH_ATTEMPT=$attempt DISPATCH_ATTEMPT_TOKEN=$token DISPATCH_DIR=$abs DISPATCH_SPEC=$abs/spec.md \
+    setsid sh -c "$RUNNER" dispatch-runner "$abs" "$task" "$attempt" "$token" < /dev/null > /dev/null 2>&1 &
+  echo "launched"
+else
+  echo "existing"
+fi
+echo "dir=$dir"
+i=0
+while [ ! -s "$dir/status.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+if [ -s "$dir/status.json" ]; then printf 'status='; cat "$dir/status.json"; else echo "error=no status.json after launch"; exit 4; fi
