@@ -176,11 +176,15 @@ describe('dispatch runtime', () => {
     await c.cliOk(['node', 'add', 'n1', '--host', '127.0.0.1', '--port', String(c.nodes[0]!.port), '--user', c.nodes[0]!.user,
       '--key', c.nodes[0]!.keyPath, '--known-hosts', c.nodes[0]!.knownHostsPath, '--work-dir', c.nodes[0]!.workDir, '--slots', '1']);
     try {
-      await c.cliOk(['submit', '--id', 'prio-blocker', '--command', 'sleep 3']);
+      // The blocker holds the only slot until the test releases it, once all three wait in the queue.
+      const release = path.join(c.dir, 'barrier-prio');
+      await c.cliOk(['submit', '--id', 'prio-blocker', '--command', `while [ ! -e '${release}' ]; do sleep 0.1; done`]);
       await c.waitStatus('prio-blocker', 'running');
       await c.cliOk(['submit', '--id', 'prio-low', '--priority', '10', '--command', 'sleep 0.3']);
       await c.cliOk(['submit', '--id', 'prio-high-a', '--priority', '1', '--command', 'sleep 0.3']);
       await c.cliOk(['submit', '--id', 'prio-high-b', '--priority', '1', '--command', 'sleep 0.3']);
+      for (const id of ['prio-low', 'prio-high-a', 'prio-high-b']) await c.waitStatus(id, 'queued');
+      writeFileSync(release, '');
       const rows = await Promise.all(['prio-high-a', 'prio-high-b', 'prio-low'].map((id) => c.waitStatus(id, 'completed')));
       const starts = rows.map((r) => Date.parse(r.started_at!));
       assert.ok(starts[0]! < starts[1]! && starts[1]! < starts[2]!, `start order ${rows.map((r) => `${r.id}@${r.started_at}`).join(', ')}`);
