@@ -1,7 +1,7 @@
 /** Global options shared by every command, resolved once. */
 import { Client, Connection } from '@temporalio/client';
 import path from 'node:path';
-import { UserError } from '../common/errors';
+import { TemporalUnavailableError } from '../common/errors';
 import { loadConfig, type DispatchConfig } from '../config/config';
 import { Store } from '../store/store';
 
@@ -25,6 +25,12 @@ export interface Ctx {
   client(): Promise<Client>;
   close(): Promise<void>;
 }
+
+/**
+ * How a command's action runs: main() builds the Ctx, runs `fn`, and turns a returned number
+ * into the exit code (errors are mapped by exitCodeFor).
+ */
+export type Run = (fn: (ctx: Ctx) => Promise<number | void>) => Promise<void>;
 
 export function makeCtx(g: GlobalOptions): Ctx {
   const dbPath = path.resolve(g.db ?? process.env.DISPATCH_DB ?? 'dispatch.db');
@@ -59,7 +65,8 @@ export function makeCtx(g: GlobalOptions): Ctx {
         conn = await Connection.connect({ address, connectTimeout: 5000 });
         await conn.workflowService.getSystemInfo({});
       } catch (e) {
-        throw new UserError(`cannot reach Temporal at ${address} (${(e as Error).message.split('\n')[0]}): start it with \`dispatch dev\`, or pass --address / TEMPORAL_ADDRESS`);
+        const why = (e as Error).message.split('\n')[0];
+        throw new TemporalUnavailableError(address, ` (${why}): start it with \`dispatch dev\`, or pass --address / TEMPORAL_ADDRESS`);
       }
       client = new Client({ connection: conn, namespace });
       return client;

@@ -3,6 +3,18 @@ export class UserError extends Error {
   override readonly name: string = 'UserError';
 }
 
+/**
+ * Thrown when the Temporal frontend does not answer. A UserError (no stack: the fix is to start
+ * Temporal or pass the right address), with its own exit code so scripts can retry.
+ */
+export class TemporalUnavailableError extends UserError {
+  override readonly name = 'TemporalUnavailableError';
+  /** `detail` follows the address verbatim, e.g. `: connection refused`. */
+  constructor(readonly address: string, detail: string) {
+    super(`cannot reach Temporal at ${address}${detail}`);
+  }
+}
+
 /** Thrown when a task id does not match the allowed pattern. */
 export class InvalidTaskIdError extends UserError {
   override readonly name = 'InvalidTaskIdError';

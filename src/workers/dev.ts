@@ -1,13 +1,24 @@
 /** `dispatch dev`: everything local. Temporal dev server (state in .dispatch/), db, local node, worker. */
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import path from 'node:path';
 import { UserError } from '../common/errors';
-import type { Ctx } from '../cli/context';
+import type { DispatchConfig } from '../config/config';
+import { applySchedules } from '../schedules/schedules';
+import { localNodeInput, type Store } from '../store/store';
 import { startDevServer } from './temporal-bin';
 import { runWorker } from './worker';
-import { Client } from '@temporalio/client';
-import { applySchedules } from '../schedules/schedules';
-import { localNodeInput } from '../store/store';
+
+export interface DevOptions {
+  dbPath: string;
+  namespace: string;
+  /** Loaded (and so validated) by the caller before anything starts. */
+  config: DispatchConfig;
+  /** Opens dispatch.db read-write; the caller owns closing it. */
+  openStore: () => Store;
+  port: number;
+  uiPort: number;
+  localSlots: number;
+}
 
 export async function waitForTemporal(address: string, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -27,8 +38,8 @@ export async function waitForTemporal(address: string, timeoutMs: number, alive:
   throw new UserError(`Temporal at ${address} did not become ready in ${timeoutMs / 1000}s: ${last}`);
 }
 
-export async function runDev(ctx: Ctx, o: { port: number; uiPort: number; localSlots: number }): Promise<void> {
-  const cfg = ctx.config(); // refuse a broken config before starting anything
+export async function runDev(o: DevOptions): Promise<void> {
+  const cfg = o.config;
   const stateDir = path.resolve('.dispatch', 'temporal');
   const address = `127.0.0.1:${o.port}`;
   const server = startDevServer({ dir: stateDir, port: o.port, uiPort: o.uiPort });
@@ -40,12 +51,12 @@ export async function runDev(ctx: Ctx, o: { port: number; uiPort: number; localS
   process.on('exit', stopServer);
   try {
     await waitForTemporal(address, 60_000, () => !exited);
-    const store = ctx.store();
+    const store = o.openStore();
     if (!store.getNode('local')) {
       store.addNode(localNodeInput('local', o.localSlots, path.resolve('.dispatch', 'runs')));
     }
     const conn = await Connection.connect({ address });
-    const applied = await applySchedules(new Client({ connection: conn, namespace: ctx.namespace }), cfg);
+    const applied = await applySchedules(new Client({ connection: conn, namespace: o.namespace }), cfg);
     await conn.close();
     console.log(
       [
@@ -53,7 +64,7 @@ export async function runDev(ctx: Ctx, o: { port: number; uiPort: number; localS
         'dispatch dev is up:',
         `  Temporal    ${address}   (state in ${stateDir})`,
         `  Web UI      http://localhost:${o.uiPort}   (search: TaskStatus="running", TaskNode="local")`,
-        `  database    ${ctx.dbPath}`,
+        `  database    ${o.dbPath}`,
         `  local node  "local", ${store.getNode('local')?.slots} slots`,
         `  schedules   ${applied.filter((a) => a.outcome !== 'deleted').map((a) => `${a.id} (${a.everyS}s)`).join(', ')}`,
         '',
@@ -64,7 +75,7 @@ export async function runDev(ctx: Ctx, o: { port: number; uiPort: number; localS
         '',
       ].join('\n'),
     );
-    await runWorker({ address, namespace: ctx.namespace, dbPath: ctx.dbPath, config: cfg, queues: ['dispatch', 'dispatch-db'] });
+    await runWorker({ address, namespace: o.namespace, dbPath: o.dbPath, config: cfg, queues: ['dispatch', 'dispatch-db'] });
   } finally {
     stopServer();
   }

@@ -12,7 +12,7 @@ import { livenessInterceptor } from '../activities/liveness';
 import { createReaperDbActivities, createReaperNodeActivities } from '../activities/reaper';
 import { sweepInProcess } from '../reaper/steps';
 import { ALL_QUEUES, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
-import { UserError } from '../common/errors';
+import { TemporalUnavailableError, UserError } from '../common/errors';
 import type { DispatchConfig } from '../config/config';
 import { ShellPool } from '../shell/pool';
 import { Store } from '../store/store';
@@ -51,7 +51,7 @@ function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath
 export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const connection = await NativeConnection.connect({ address: opts.address }).catch((e: Error) => {
-    throw new UserError(`cannot reach Temporal at ${opts.address}: ${e.message}`);
+    throw new TemporalUnavailableError(opts.address, `: ${e.message}`);
   });
   const clientConnection = await Connection.connect({ address: opts.address });
   const client = new Client({ connection: clientConnection, namespace: opts.namespace });
