@@ -8,8 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } f
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Client, Connection } from '@temporalio/client';
-import { startCluster, sleep, type Cluster } from '../test/helpers/cluster';
+import { startCluster, sleep } from '../test/helpers/cluster';
 import { startSshd, type SshNode } from '../test/helpers/sshd';
 import { Store } from '../src/store/store';
 import { rawDb } from '../test/helpers/raw-db';
@@ -47,12 +46,23 @@ function pct(xs: number[], p: number): number {
 }
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
-function nodeArgs(n: SshNode, slots: number): string[] {
-  return ['node', 'add', n.name, '--host', n.host, '--port', String(n.port), '--user', n.user, '--key', n.keyPath, '--known-hosts', n.knownHostsPath, '--work-dir', n.workDir, '--slots', String(slots)];
-}
-
 function nodeRow(n: SshNode): NodeRow {
-  return { name: n.name, host: n.host, slots: 1000, running_count: 0, kind: 'ssh', port: n.port, user: n.user, key_path: n.keyPath, known_hosts: n.knownHostsPath, insecure_ignore_host_key: 0, work_dir: n.workDir, status: 'online', last_seen_at: null, missed_probes: 0 };
+  return {
+    name: n.name,
+    host: n.host,
+    slots: 1000,
+    running_count: 0,
+    kind: 'ssh',
+    port: n.port,
+    user: n.user,
+    key_path: n.keyPath,
+    known_hosts: n.knownHostsPath,
+    insecure_ignore_host_key: 0,
+    work_dir: n.workDir,
+    status: 'online',
+    last_seen_at: null,
+    missed_probes: 0,
+  };
 }
 
 // ---------------------------------------------------------------- sweep_scaling
@@ -62,7 +72,18 @@ async function sweepScaling(): Promise<void> {
   for (const size of sizes) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-bench-sweep-'));
     const store = new Store(path.join(dir, 'dispatch.db'));
-    store.addNode({ name: 'n1', kind: 'ssh', host: 'h', port: 22, user: 'u', keyPath: '/k', knownHosts: '/kh', insecureIgnoreHostKey: false, slots: 1000, workDir: '/w' });
+    store.addNode({
+      name: 'n1',
+      kind: 'ssh',
+      host: 'h',
+      port: 22,
+      user: 'u',
+      keyPath: '/k',
+      knownHosts: '/kh',
+      insecureIgnoreHostKey: false,
+      slots: 1000,
+      workDir: '/w',
+    });
     const old = new Date(Date.now() - 3600_000).toISOString();
     rawDb(store).exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${size - 100})
       INSERT INTO tasks (id, project, status, node, attempts, seq, workflow_id, updated_at, finished_at, reaped_count)
@@ -76,7 +97,9 @@ async function sweepScaling(): Promise<void> {
     // Median of 5 sweeps, each over 100 fresh ghosts, so JIT warm-up does not decide the ratio.
     const runs: number[] = [];
     for (let k = 0; k < 5; k++) {
-      rawDb(store).exec(`UPDATE tasks SET status = 'running', error = NULL, finished_at = NULL, updated_at = '${old}' WHERE id LIKE 'ghost-%'`);
+      rawDb(store).exec(
+        `UPDATE tasks SET status = 'running', error = NULL, finished_at = NULL, updated_at = '${old}' WHERE id LIKE 'ghost-%'`,
+      );
       rawDb(store).exec(`UPDATE nodes SET running_count = 100`);
       const t0 = process.hrtime.bigint();
       const plan = await planSweep(store, sweepOptions(cfg), async (ids) => new Map(ids.map((i) => [i, 'open' as const])));
@@ -91,7 +114,13 @@ async function sweepScaling(): Promise<void> {
   }
   const ratio = times[1]! / times[0]!;
   results.sweep_scaling = { rows: sizes, db_ms: times.map(r2), ratio: r2(ratio) };
-  table.push({ figure: `sweep_scaling (${sizes[1]} / ${sizes[0]} rows)`, value: r2(ratio), goal: '<= 2', met: ratio <= 2, note: `${r2(times[0]!)} ms vs ${r2(times[1]!)} ms` });
+  table.push({
+    figure: `sweep_scaling (${sizes[1]} / ${sizes[0]} rows)`,
+    value: r2(ratio),
+    goal: '<= 2',
+    met: ratio <= 2,
+    note: `${r2(times[0]!)} ms vs ${r2(times[1]!)} ms`,
+  });
 }
 
 // ---------------------------------------------------------------- sqlite_busy_errors
@@ -101,23 +130,36 @@ async function busyErrors(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-bench-busy-'));
   const dbPath = path.join(dir, 'dispatch.db');
   const s = new Store(dbPath);
-  s.addNode({ name: 'n1', kind: 'ssh', host: 'h', port: 22, user: 'u', keyPath: '/k', knownHosts: '/kh', insecureIgnoreHostKey: false, slots: 8, workDir: '/w' });
+  s.addNode({
+    name: 'n1',
+    kind: 'ssh',
+    host: 'h',
+    port: 22,
+    user: 'u',
+    keyPath: '/k',
+    knownHosts: '/kh',
+    insecureIgnoreHostKey: false,
+    slots: 8,
+    workDir: '/w',
+  });
   s.close();
   const outs = await Promise.all(
-    Array.from({ length: writers }, (_, k) =>
-      new Promise<{ writes: number; busy: number; other: number }>((resolve, reject) => {
-        const p = spawn(process.execPath, [path.join(__dirname, 'writer.js'), dbPath, String(k), String(seconds)]);
-        let out = '';
-        p.stdout.on('data', (b) => (out += b));
-        p.stderr.on('data', (b) => process.stderr.write(b));
-        p.on('close', () => {
-          try {
-            resolve(JSON.parse(out));
-          } catch (e) {
-            reject(e);
-          }
-        });
-      }),
+    Array.from(
+      { length: writers },
+      (_, k) =>
+        new Promise<{ writes: number; busy: number; other: number }>((resolve, reject) => {
+          const p = spawn(process.execPath, [path.join(__dirname, 'writer.js'), dbPath, String(k), String(seconds)]);
+          let out = '';
+          p.stdout.on('data', (b) => (out += b));
+          p.stderr.on('data', (b) => process.stderr.write(b));
+          p.on('close', () => {
+            try {
+              resolve(JSON.parse(out));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        }),
     ),
   );
   const busy = outs.reduce((a, o) => a + o.busy, 0);
@@ -125,7 +167,13 @@ async function busyErrors(): Promise<void> {
   const other = outs.reduce((a, o) => a + o.other, 0);
   results.sqlite_busy_errors = { writers, seconds, writes, busy, other_errors: other };
   log(`${writers} writers for ${seconds}s: ${writes} writes, ${busy} busy errors, ${other} other errors`);
-  table.push({ figure: `sqlite_busy_errors (${writers} procs, ${seconds}s)`, value: busy, goal: '0', met: busy === 0, note: `${writes} writes, ${other} other errors` });
+  table.push({
+    figure: `sqlite_busy_errors (${writers} procs, ${seconds}s)`,
+    value: busy,
+    goal: '0',
+    met: busy === 0,
+    note: `${writes} writes, ${other} other errors`,
+  });
 }
 
 // ---------------------------------------------------------------- recovery_ratio
@@ -148,7 +196,9 @@ async function recovery(): Promise<void> {
       while (Date.now() - killedAt < 60_000 && at === null) {
         const d = await h.describe();
         const pa = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'supervise');
-        const hb = pa?.lastHeartbeatTime ? Number(pa.lastHeartbeatTime.seconds) * 1000 + Math.floor((pa.lastHeartbeatTime.nanos ?? 0) / 1e6) : 0;
+        const hb = pa?.lastHeartbeatTime
+          ? Number(pa.lastHeartbeatTime.seconds) * 1000 + Math.floor((pa.lastHeartbeatTime.nanos ?? 0) / 1e6)
+          : 0;
         if (pa && Number(pa.attempt) > 1 && hb > killedAt) at = hb;
         else await sleep(100);
       }
@@ -158,8 +208,19 @@ async function recovery(): Promise<void> {
       await c.cliOk(['cancel', id, '--wait']);
     }
     const med = pct(samples, 50);
-    results.recovery_ratio = { heartbeat_timeout_s: lease, seconds: samples.map(r2), ratio_median: r2(med / lease), ratio_max: r2(Math.max(...samples) / lease) };
-    table.push({ figure: 'recovery_ratio (median)', value: r2(med / lease), goal: '<= 1.5', met: med / lease <= 1.5, note: `${samples.map(r2).join(', ')} s / ${lease} s timeout` });
+    results.recovery_ratio = {
+      heartbeat_timeout_s: lease,
+      seconds: samples.map(r2),
+      ratio_median: r2(med / lease),
+      ratio_max: r2(Math.max(...samples) / lease),
+    };
+    table.push({
+      figure: 'recovery_ratio (median)',
+      value: r2(med / lease),
+      goal: '<= 1.5',
+      met: med / lease <= 1.5,
+      note: `${samples.map(r2).join(', ')} s / ${lease} s timeout`,
+    });
   } finally {
     await c.stop();
   }
@@ -174,16 +235,36 @@ async function throughput(): Promise<void> {
     const cfg = compileConfig(JSON.parse(readFileSync(c.configPath, 'utf8')));
     // Baseline: the same server's rate of empty workflows.
     const e0 = Date.now();
-    await Promise.all(Array.from({ length: n }, (_, i) => c.client.workflow.execute('emptyWorkflow', { taskQueue: TASK_QUEUE, workflowId: `empty-${i}-${e0}` })));
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        c.client.workflow.execute('emptyWorkflow', { taskQueue: TASK_QUEUE, workflowId: `empty-${i}-${e0}` }),
+      ),
+    );
     const emptyRate = n / ((Date.now() - e0) / 1000);
     log(`${n} empty workflows: ${r2(emptyRate)} /s`);
     // The dispatch path itself, without queueing: one task at a time on the idle cluster.
     const idle: number[] = [];
     for (let i = 0; i < (QUICK ? 10 : 20); i++) {
       const id = `idle-${i}`;
-      const spec = { id, project: 'idle', priority: 50, dependsOn: [], modifies: [], command: 'true', specBody: null, executor: null, estimatedMinutes: null, maxRuntimeS: 600, node: null };
+      const spec = {
+        id,
+        project: 'idle',
+        priority: 50,
+        dependsOn: [],
+        modifies: [],
+        command: 'true',
+        specBody: null,
+        executor: null,
+        estimatedMinutes: null,
+        maxRuntimeS: 600,
+        node: null,
+      };
       const t = Date.now();
-      const h = await c.client.workflow.start('taskWorkflow', { taskQueue: TASK_QUEUE, workflowId: `task-${id}`, args: [workflowInput(spec, cfg)] });
+      const h = await c.client.workflow.start('taskWorkflow', {
+        taskQueue: TASK_QUEUE,
+        workflowId: `task-${id}`,
+        args: [workflowInput(spec, cfg)],
+      });
       await h.result();
       const row = c.read((st) => st.getTask(id))!;
       idle.push(Date.parse(row.started_at!) - t);
@@ -194,9 +275,25 @@ async function throughput(): Promise<void> {
     await Promise.all(
       Array.from({ length: n }, async (_, i) => {
         const id = `tp-${i}`;
-        const spec = { id, project: 'tp', priority: 50, dependsOn: [], modifies: [], command: 'true', specBody: null, executor: null, estimatedMinutes: null, maxRuntimeS: 600, node: null };
+        const spec = {
+          id,
+          project: 'tp',
+          priority: 50,
+          dependsOn: [],
+          modifies: [],
+          command: 'true',
+          specBody: null,
+          executor: null,
+          estimatedMinutes: null,
+          maxRuntimeS: 600,
+          node: null,
+        };
         submitted.set(id, Date.now());
-        await c.client.workflow.start('taskWorkflow', { taskQueue: TASK_QUEUE, workflowId: `task-${id}`, args: [workflowInput(spec, cfg)] });
+        await c.client.workflow.start('taskWorkflow', {
+          taskQueue: TASK_QUEUE,
+          workflowId: `task-${id}`,
+          args: [workflowInput(spec, cfg)],
+        });
       }),
     );
     let done = 0;
@@ -213,24 +310,57 @@ async function throughput(): Promise<void> {
     const p99 = pct(lat, 99);
     // Queueing behind 32 slots dominates p99 by design; the first wave shows the pure dispatch path.
     const firstWave = [...lat].sort((a, b) => a - b).slice(0, 32);
-    results.throughput = { tasks: n, slots: 32, tasks_per_s: r2(rate), empty_workflows_per_s: r2(emptyRate), throughput_ratio: r2(rate / emptyRate), dispatch_latency_ms: { p50, p99, first_32_median: pct(firstWave, 50), idle_p50: pct(idle, 50), idle_samples: idle } };
+    results.throughput = {
+      tasks: n,
+      slots: 32,
+      tasks_per_s: r2(rate),
+      empty_workflows_per_s: r2(emptyRate),
+      throughput_ratio: r2(rate / emptyRate),
+      dispatch_latency_ms: { p50, p99, first_32_median: pct(firstWave, 50), idle_p50: pct(idle, 50), idle_samples: idle },
+    };
     void specHash;
-    table.push({ figure: `throughput (${n} tasks, 2x16 slots)`, value: `${r2(rate)} tasks/s`, goal: '-', met: null, note: `empty workflows ${r2(emptyRate)}/s` });
+    table.push({
+      figure: `throughput (${n} tasks, 2x16 slots)`,
+      value: `${r2(rate)} tasks/s`,
+      goal: '-',
+      met: null,
+      note: `empty workflows ${r2(emptyRate)}/s`,
+    });
     table.push({ figure: 'throughput_ratio', value: r2(rate / emptyRate), goal: '>= 0.25', met: rate / emptyRate >= 0.25 });
-    table.push({ figure: 'dispatch latency p50 (submit -> running)', value: `${p50} ms`, goal: '<= 200 ms', met: p50 <= 200, note: `p99 ${p99} ms; first 32 (no queueing) median ${pct(firstWave, 50)} ms` });
-    table.push({ figure: 'dispatch latency p50, idle (one task at a time)', value: `${pct(idle, 50)} ms`, goal: '-', met: null, note: `${idle.length} tasks; max ${Math.max(...idle)} ms` });
+    table.push({
+      figure: 'dispatch latency p50 (submit -> running)',
+      value: `${p50} ms`,
+      goal: '<= 200 ms',
+      met: p50 <= 200,
+      note: `p99 ${p99} ms; first 32 (no queueing) median ${pct(firstWave, 50)} ms`,
+    });
+    table.push({
+      figure: 'dispatch latency p50, idle (one task at a time)',
+      value: `${pct(idle, 50)} ms`,
+      goal: '-',
+      met: null,
+      note: `${idle.length} tasks; max ${Math.max(...idle)} ms`,
+    });
   } finally {
     await c.stop();
   }
 }
 
 // ---------------------------------------------------------------- mass_cleanup
-async function launchGhosts(nodes: SshNode[], pool: ShellPool, count: number, tag: string): Promise<{ node: SshNode; id: string; pid: number; starttime: string; bootId: string; dir: string }[]> {
+async function launchGhosts(
+  nodes: SshNode[],
+  pool: ShellPool,
+  count: number,
+  tag: string,
+): Promise<{ node: SshNode; id: string; pid: number; starttime: string; bootId: string; dir: string }[]> {
   const out: { node: SshNode; id: string; pid: number; starttime: string; bootId: string; dir: string }[] = [];
   await Promise.all(
     nodes.map(async (n, k) => {
       const shell = pool.get(nodeRow(n));
-      const mine = Array.from({ length: Math.ceil(count / nodes.length) }, (_, i) => `${tag}-${k}-${i}`).slice(0, Math.max(0, count - k * Math.ceil(count / nodes.length)));
+      const mine = Array.from({ length: Math.ceil(count / nodes.length) }, (_, i) => `${tag}-${k}-${i}`).slice(
+        0,
+        Math.max(0, count - k * Math.ceil(count / nodes.length)),
+      );
       await Promise.all(
         mine.map(async (id) => {
           const dir = `${n.workDir}/${id}/attempt-1`;
@@ -257,11 +387,26 @@ async function massCleanup(): Promise<void> {
     const ghosts = await launchGhosts(nodes, launcher, nGhosts, 'g');
     log(`launched ${ghosts.length} ghost processes on ${nNodes} nodes`);
     const store = new Store(path.join(base, 'dispatch.db'));
-    for (const n of nodes) store.addNode({ name: n.name, kind: 'ssh', host: n.host, port: n.port, user: n.user, keyPath: n.keyPath, knownHosts: n.knownHostsPath, insecureIgnoreHostKey: false, slots: 1000, workDir: n.workDir });
+    for (const n of nodes)
+      store.addNode({
+        name: n.name,
+        kind: 'ssh',
+        host: n.host,
+        port: n.port,
+        user: n.user,
+        keyPath: n.keyPath,
+        knownHosts: n.knownHostsPath,
+        insecureIgnoreHostKey: false,
+        slots: 1000,
+        workDir: n.workDir,
+      });
     const old = new Date(Date.now() - 3600_000).toISOString();
-    const ins = rawDb(store).prepare(`INSERT INTO tasks (id, project, status, node, pid, proc_starttime, boot_id, run_dir, attempts, seq, workflow_id, started_at, last_heartbeat, updated_at, reaped_count, command)
+    const ins = rawDb(store)
+      .prepare(`INSERT INTO tasks (id, project, status, node, pid, proc_starttime, boot_id, run_dir, attempts, seq, workflow_id, started_at, last_heartbeat, updated_at, reaped_count, command)
       VALUES (?, 'mass', 'running', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, 0, 'sleep')`);
-    rawDb(store).transaction(() => ghosts.forEach((g, i) => ins.run(g.id, g.node.name, g.pid, g.starttime, g.bootId, g.dir, i + 1, `task-${g.id}`, old, old, old)))();
+    rawDb(store).transaction(() =>
+      ghosts.forEach((g, i) => ins.run(g.id, g.node.name, g.pid, g.starttime, g.bootId, g.dir, i + 1, `task-${g.id}`, old, old, old)),
+    )();
     store.reconcileSlots();
     const cfg = compileConfig({ reap_batch: nGhosts, kill_grace: 5 });
     const pool = new ShellPool();
@@ -273,7 +418,9 @@ async function massCleanup(): Promise<void> {
     const sessions = pool.stats().sessions;
     const connections = pool.stats().connections;
     const killed = Object.values(kills).filter((k) => /^killed-/.test(k.outcome)).length;
-    log(`batched: ${rep.cleaned.length} cleaned, ${killed} killed in ${r2(batchedS)} s with ${sessions} SSH sessions over ${connections} connections`);
+    log(
+      `batched: ${rep.cleaned.length} cleaned, ${killed} killed in ${r2(batchedS)} s with ${sessions} SSH sessions over ${connections} connections`,
+    );
     pool.closeAll();
     store.close();
 
@@ -285,7 +432,15 @@ async function massCleanup(): Promise<void> {
     await Promise.all(
       Array.from({ length: nNodes * 2 }, async () => {
         for (let g = queue.shift(); g; g = queue.shift()) {
-          const sh = new SshShell({ name: g.node.name, host: g.node.host, port: g.node.port, user: g.node.user, keyPath: g.node.keyPath, knownHostsPath: g.node.knownHostsPath, insecureIgnoreHostKey: false });
+          const sh = new SshShell({
+            name: g.node.name,
+            host: g.node.host,
+            port: g.node.port,
+            user: g.node.user,
+            keyPath: g.node.keyPath,
+            knownHostsPath: g.node.knownHostsPath,
+            insecureIgnoreHostKey: false,
+          });
           await sh.exec(killCommand(g.bootId, 5, [{ pid: g.pid, starttime: g.starttime }]));
           naiveSessions += sh.sessionsOpened;
           sh.close();
@@ -295,9 +450,31 @@ async function massCleanup(): Promise<void> {
     const naiveS = (Date.now() - t1) / 1000;
     log(`naive: ${naiveGhosts.length} kills in ${r2(naiveS)} s with ${naiveSessions} SSH connections`);
     const speedup = naiveS / batchedS;
-    results.mass_cleanup = { ghosts: nGhosts, nodes: nNodes, batched_s: r2(batchedS), sessions, connections, naive_s: r2(naiveS), naive_sessions: naiveSessions, mass_cleanup_speedup: r2(speedup), reap_batch: nGhosts };
-    table.push({ figure: `mass_cleanup sessions (${nGhosts} ghosts, ${nNodes} nodes)`, value: sessions, goal: '<= 10', met: sessions <= 10, note: `${r2(batchedS)} s; TASK_REAP_BATCH=${nGhosts}` });
-    table.push({ figure: 'mass_cleanup_speedup (naive / batched)', value: r2(speedup), goal: '>= 20', met: speedup >= 20, note: `naive ${r2(naiveS)} s, ${naiveSessions} connections` });
+    results.mass_cleanup = {
+      ghosts: nGhosts,
+      nodes: nNodes,
+      batched_s: r2(batchedS),
+      sessions,
+      connections,
+      naive_s: r2(naiveS),
+      naive_sessions: naiveSessions,
+      mass_cleanup_speedup: r2(speedup),
+      reap_batch: nGhosts,
+    };
+    table.push({
+      figure: `mass_cleanup sessions (${nGhosts} ghosts, ${nNodes} nodes)`,
+      value: sessions,
+      goal: '<= 10',
+      met: sessions <= 10,
+      note: `${r2(batchedS)} s; TASK_REAP_BATCH=${nGhosts}`,
+    });
+    table.push({
+      figure: 'mass_cleanup_speedup (naive / batched)',
+      value: r2(speedup),
+      goal: '>= 20',
+      met: speedup >= 20,
+      note: `naive ${r2(naiveS)} s, ${naiveSessions} connections`,
+    });
   } finally {
     launcher.closeAll();
     for (const n of nodes) await n.stop();
@@ -337,8 +514,24 @@ async function workerRss(): Promise<void> {
       await Promise.all(
         Array.from({ length: Math.min(50, tasks - i) }, (_, k) => {
           const id = `rss-${i + k}`;
-          const spec = { id, project: 'rss', priority: 50, dependsOn: [], modifies: [], command: 'sleep 1200', specBody: null, executor: null, estimatedMinutes: null, maxRuntimeS: 3600, node: null };
-          return c.client.workflow.start('taskWorkflow', { taskQueue: TASK_QUEUE, workflowId: `task-${id}`, args: [workflowInput(spec, cfg)] });
+          const spec = {
+            id,
+            project: 'rss',
+            priority: 50,
+            dependsOn: [],
+            modifies: [],
+            command: 'sleep 1200',
+            specBody: null,
+            executor: null,
+            estimatedMinutes: null,
+            maxRuntimeS: 3600,
+            node: null,
+          };
+          return c.client.workflow.start('taskWorkflow', {
+            taskQueue: TASK_QUEUE,
+            workflowId: `task-${id}`,
+            args: [workflowInput(spec, cfg)],
+          });
         }),
       );
     }
@@ -361,11 +554,19 @@ async function workerRss(): Promise<void> {
     results.worker_rss_mb_1000 = { tasks: running, rss_mb_max: r2(mb), ssh_connections: conns, nodes: nNodes };
     table.push({ figure: `worker_rss_mb (${running} running tasks)`, value: r2(mb), goal: '<= 300', met: mb <= 300 });
     table.push({ figure: 'worker SSH connections', value: conns, goal: `= ${nNodes} nodes`, met: conns === nNodes });
-    execFileSync(process.execPath, [path.resolve(__dirname, '../../bin/dispatch.js'), '--address', c.temporal.address, '--db', c.dbPath, 'status'], { stdio: 'ignore' });
+    execFileSync(
+      process.execPath,
+      [path.resolve(__dirname, '../../bin/dispatch.js'), '--address', c.temporal.address, '--db', c.dbPath, 'status'],
+      { stdio: 'ignore' },
+    );
     // Cancel everything through the operator path and let the books settle.
     const { spawnSync } = await import('node:child_process');
     const { temporalBin } = await import('../test/helpers/temporal');
-    spawnSync(temporalBin(), ['workflow', 'cancel', '--query', 'TaskProject="rss" AND ExecutionStatus="Running"', '--yes', '--address', c.temporal.address], { stdio: 'ignore' });
+    spawnSync(
+      temporalBin(),
+      ['workflow', 'cancel', '--query', 'TaskProject="rss" AND ExecutionStatus="Running"', '--yes', '--address', c.temporal.address],
+      { stdio: 'ignore' },
+    );
     const until = Date.now() + 10 * 60_000;
     while (Date.now() < until && c.read((s) => (s.counts('rss').running ?? 0) + (s.counts('rss').dispatched ?? 0)) > 0) await sleep(2000);
   } finally {
@@ -391,7 +592,11 @@ function machine(): Record<string, unknown> {
     temporal_sdk: pkg.dependencies['@temporalio/worker'],
     sqlite: new Database(':memory:').prepare('select sqlite_version() v').get() as unknown,
     // sshd -V prints its version on stderr (and may exit non-zero).
-    openssh: (require('node:child_process') as typeof import('node:child_process')).spawnSync('/usr/sbin/sshd', ['-V'], { encoding: 'utf8' }).stderr.trim().split('\n')[0] ?? 'unknown',
+    openssh:
+      (require('node:child_process') as typeof import('node:child_process'))
+        .spawnSync('/usr/sbin/sshd', ['-V'], { encoding: 'utf8' })
+        .stderr.trim()
+        .split('\n')[0] ?? 'unknown',
   };
 }
 
@@ -399,13 +604,25 @@ function machine(): Record<string, unknown> {
 const GAPS: [RegExp, string][] = [
   [
     /throughput_ratio|dispatch latency/,
-    'A task is a workflow that needs, before it is done, four activities on the server (register, which also hands out a free slot with the node row; mark running; supervise; finish) and a local launch, each activity a workflow task plus an activity task on the Temporal dev server; an empty workflow is one workflow task. With Temporal, the worker, the sshd nodes and the launched processes sharing 2 cores, the server\'s SQLite persistence is the limit. The p50 over 500 tasks on 32 slots is mostly queueing by construction (task k waits for k/32 task cycles), which no dispatch path removes; the idle figure is the path itself. Done in this round (ratio 0.09 -> 0.17-0.21 over two runs of the same code on this noisy machine, idle p50 339 -> about 236 ms): the assignment and node row arrive in the register answer (no signal, no node lookup), launch is a local activity, and the first supervise slice is scheduled in the same workflow task as mark running. What would close the rest: fold mark running into the finish step for tasks that end within the first slice, and measure against a Temporal server on PostgreSQL (docker-compose.temporal.yml) on a machine with more cores.',
+    "A task is a workflow that needs, before it is done, four activities on the server (register, which also hands out a free slot with the node row; mark running; supervise; finish) and a local launch, each activity a workflow task plus an activity task on the Temporal dev server; an empty workflow is one workflow task. With Temporal, the worker, the sshd nodes and the launched processes sharing 2 cores, the server's SQLite persistence is the limit. The p50 over 500 tasks on 32 slots is mostly queueing by construction (task k waits for k/32 task cycles), which no dispatch path removes; the idle figure is the path itself. Done in this round (ratio 0.09 -> 0.17-0.21 over two runs of the same code on this noisy machine, idle p50 339 -> about 236 ms): the assignment and node row arrive in the register answer (no signal, no node lookup), launch is a local activity, and the first supervise slice is scheduled in the same workflow task as mark running. What would close the rest: fold mark running into the finish step for tasks that end within the first slice, and measure against a Temporal server on PostgreSQL (docker-compose.temporal.yml) on a machine with more cores.",
   ],
-  [/worker_rss/, 'Capping the workflow cache (max_cached_workflows, 250 by default) helps but does not bring it under the goal. Measured separately with the same worker (4 nodes, sleeping tasks, process.memoryUsage() logged in the worker): 178 MB with 40 running; with 400 running, 385 MB at a cache of 250 and 300 MB at a cache of 50 (about 0.4 MB per cached workflow); of those 300-385 MB the main JS heap is only 85-95 MB, the rest is native memory: the SDK\'s workflow thread and the Rust core, which hold state for each open workflow and for each running activity. Every running task holds one long-lived supervise activity, so memory follows the number of running tasks (about 500 MB with 1,000). A smaller cache buys memory with CPU: an evicted workflow is replayed from its whole history at every supervise slice. What would close it: one supervising activity per node that watches all of that node\'s tasks (the probes are already one batched command per node) and reports to the task workflows, so activity state follows the number of nodes rather than tasks; then a cache of about 50.'],
-  [/recovery_ratio/, 'Recovery is the heartbeat timeout plus the retry interval and a restarted worker\'s start-up; a shorter lease shortens it proportionally.'],
+  [
+    /worker_rss/,
+    "Capping the workflow cache (max_cached_workflows, 250 by default) helps but does not bring it under the goal. Measured separately with the same worker (4 nodes, sleeping tasks, process.memoryUsage() logged in the worker): 178 MB with 40 running; with 400 running, 385 MB at a cache of 250 and 300 MB at a cache of 50 (about 0.4 MB per cached workflow); of those 300-385 MB the main JS heap is only 85-95 MB, the rest is native memory: the SDK's workflow thread and the Rust core, which hold state for each open workflow and for each running activity. Every running task holds one long-lived supervise activity, so memory follows the number of running tasks (about 500 MB with 1,000). A smaller cache buys memory with CPU: an evicted workflow is replayed from its whole history at every supervise slice. What would close it: one supervising activity per node that watches all of that node's tasks (the probes are already one batched command per node) and reports to the task workflows, so activity state follows the number of nodes rather than tasks; then a cache of about 50.",
+  ],
+  [
+    /recovery_ratio/,
+    "Recovery is the heartbeat timeout plus the retry interval and a restarted worker's start-up; a shorter lease shortens it proportionally.",
+  ],
   [/mass_cleanup/, 'The batched kill sends one command per node; time is dominated by the grace period of processes that ignore SIGTERM.'],
-  [/sweep_scaling/, 'The sweep reads only dispatched/running rows through the (status, priority, seq) index; a regression here means a query lost its index.'],
-  [/sqlite_busy/, 'Every store write transaction is BEGIN IMMEDIATE under busy_timeout 30000; a busy error means a write path bypasses Store.'],
+  [
+    /sweep_scaling/,
+    'The sweep reads only dispatched/running rows through the (status, priority, seq) index; a regression here means a query lost its index.',
+  ],
+  [
+    /sqlite_busy/,
+    'Every store write transaction is BEGIN IMMEDIATE under busy_timeout 30000; a busy error means a write path bypasses Store.',
+  ],
 ];
 
 function gapNotes(rows: Row[]): string[] {
@@ -469,9 +686,24 @@ function write(m: Record<string, unknown>, started: number, failures: string[], 
   const keep = (prev.table ?? []).filter((r) => r.section && !ran.includes(r.section));
   const rows = [...keep, ...table].sort((a, b) => SECTION_ORDER.indexOf(a.section ?? '') - SECTION_ORDER.indexOf(b.section ?? ''));
   const measuredAt = { ...(prev.measured_at ?? {}), ...Object.fromEntries(ran.map((s) => [s, now])) };
-  const out = { mode: QUICK ? 'quick' : LONG ? 'long' : 'full', date: now, duration_s: Math.round((Date.now() - started) / 1000), machine: m, measured_at: measuredAt, results: { ...(prev.results ?? {}), ...results }, table: rows, failures };
+  const out = {
+    mode: QUICK ? 'quick' : LONG ? 'long' : 'full',
+    date: now,
+    duration_s: Math.round((Date.now() - started) / 1000),
+    machine: m,
+    measured_at: measuredAt,
+    results: { ...(prev.results ?? {}), ...results },
+    table: rows,
+    failures,
+  };
   const w = Math.max(...rows.map((t) => t.figure.length), 6);
-  const lines = [`${'figure'.padEnd(w)}  ${'value'.padEnd(18)}  ${'goal'.padEnd(14)}  met`, ...rows.map((t) => `${t.figure.padEnd(w)}  ${String(t.value).padEnd(18)}  ${t.goal.padEnd(14)}  ${t.met === null ? '-' : t.met ? 'yes' : 'NO'}${t.note ? `   ${t.note}` : ''}`)];
+  const lines = [
+    `${'figure'.padEnd(w)}  ${'value'.padEnd(18)}  ${'goal'.padEnd(14)}  met`,
+    ...rows.map(
+      (t) =>
+        `${t.figure.padEnd(w)}  ${String(t.value).padEnd(18)}  ${t.goal.padEnd(14)}  ${t.met === null ? '-' : t.met ? 'yes' : 'NO'}${t.note ? `   ${t.note}` : ''}`,
+    ),
+  ];
   if (final) console.log(`\n${lines.join('\n')}\n`);
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   const md = [

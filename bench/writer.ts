@@ -11,12 +11,32 @@ const until = Date.now() + seconds * 1000;
 let i = 0;
 while (Date.now() < until) {
   const id = `w${who}-${i++}`;
-  const spec: TaskSpec = { id, project: `p${who}`, priority: 50, dependsOn: [], modifies: [], command: 'true', specBody: null, executor: null, estimatedMinutes: null, maxRuntimeS: 60, node: null };
+  const spec: TaskSpec = {
+    id,
+    project: `p${who}`,
+    priority: 50,
+    dependsOn: [],
+    modifies: [],
+    command: 'true',
+    specBody: null,
+    executor: null,
+    estimatedMinutes: null,
+    maxRuntimeS: 60,
+    node: null,
+  };
   try {
     store.registerTask(spec, `h-${id}`, `task-${id}`);
     const a = store.allocate();
     for (const x of a.assigned) {
-      store.markRunning({ node: x.node, pid: 100 + i, starttime: '1', bootId: '00000000-0000-0000-0000-000000000000', dir: '/x', taskId: x.taskId, attempt: x.attempt });
+      store.markRunning({
+        node: x.node,
+        pid: 100 + i,
+        starttime: '1',
+        bootId: '00000000-0000-0000-0000-000000000000',
+        dir: '/x',
+        taskId: x.taskId,
+        attempt: x.attempt,
+      });
       store.recordHeartbeat(x.taskId, x.attempt);
       store.finishAttempt(x.taskId, x.attempt, { kind: 'exited', exitCode: 0 }, 3);
     }

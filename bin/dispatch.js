@@ -7,7 +7,9 @@ if (!fs.existsSync(main)) {
   console.error('dispatch is not built yet: run `npm run build` (or `npm run setup`) in ' + path.join(__dirname, '..'));
   process.exit(3);
 }
-require(main).main(process.argv).then(
-  (code) => process.exit(code ?? 0),
-  () => process.exit(1),
-);
+require(main)
+  .main(process.argv)
+  .then(
+    (code) => process.exit(code ?? 0),
+    () => process.exit(1),
+  );

@@ -45,7 +45,19 @@ export function readAttemptRecords(ctx: ChaosCtx): AttemptRecord[] {
       }
       for (const a of attempts) {
         const dir = path.join(n.workDir, task, a);
-        const rec: AttemptRecord = { task, attempt: parseInt(a.slice(8), 10), node: n.name, dir, hasStatus: false, pid: null, starttime: null, startedAt: null, state: null, exitCode: null, endedAt: null };
+        const rec: AttemptRecord = {
+          task,
+          attempt: parseInt(a.slice(8), 10),
+          node: n.name,
+          dir,
+          hasStatus: false,
+          pid: null,
+          starttime: null,
+          startedAt: null,
+          state: null,
+          exitCode: null,
+          endedAt: null,
+        };
         try {
           const s = JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
           rec.hasStatus = true;
@@ -101,14 +113,14 @@ const r1 = (x: number | null): number | null => (x === null ? null : Math.round(
  * recovery lists every DISPATCH_TASK process of the host) are reported apart, not in this figure.
  */
 export const DEFINITIONS: Record<string, string> = {
-  lost:
-    'tasks we submitted that are missing from the DB, not in a final state (completed/failed/cancelled/blocked) after the settle period, or failed/cancelled/blocked with an empty error',
+  lost: 'tasks we submitted that are missing from the DB, not in a final state (completed/failed/cancelled/blocked) after the settle period, or failed/cancelled/blocked with an empty error',
   leaked_slots: 'sum over nodes of |nodes.running_count - number of dispatched+running rows on that node|',
   double_runs:
     'tasks with two different attempts alive at the same moment: seen together in one /proc sample, or whose status.json intervals [started_at, ended_at | last seen alive] certainly overlap (second-resolution stamps: a.start+1 <= b.end and b.start+1 <= a.end)',
   wrongly_killed:
-    'attempts (status.json records) that were killed - the wrapper never recorded an exit code, or recorded one >= 128 (a signal), and the process is gone - although none of these excuses holds: (a) the task got an acknowledged `dispatch cancel` while this attempt was alive, (b) the task was a forced ghost and this attempt was alive when the fault was applied, (c) a partition of the attempt\'s node overlapped the attempt\'s life, (d) it reached its runtime cap (last seen alive >= started_at + max_runtime_s - 2 s). A kill by another dispatch deployment on the same host counts too (killed_by names it): a deployment must never touch processes outside its own work dir',
-  stray_processes: 'live (non-zombie) processes with DISPATCH_TASK in their environment and DISPATCH_DIR under this run, after the settle period (15 s grace)',
+    "attempts (status.json records) that were killed - the wrapper never recorded an exit code, or recorded one >= 128 (a signal), and the process is gone - although none of these excuses holds: (a) the task got an acknowledged `dispatch cancel` while this attempt was alive, (b) the task was a forced ghost and this attempt was alive when the fault was applied, (c) a partition of the attempt's node overlapped the attempt's life, (d) it reached its runtime cap (last seen alive >= started_at + max_runtime_s - 2 s). A kill by another dispatch deployment on the same host counts too (killed_by names it): a deployment must never touch processes outside its own work dir",
+  stray_processes:
+    'live (non-zombie) processes with DISPATCH_TASK in their environment and DISPATCH_DIR under this run, after the settle period (15 s grace)',
   recovery_s:
     'per worker SIGKILL: seconds from the SIGKILL to the first heartbeat (server lastHeartbeatTime in describe().raw.pendingActivities) of the supervise activity of a tracked running task from another worker process; the max over up to 3 tracked tasks',
 };
@@ -131,8 +143,11 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
 
   // ---- leaked slots
   const active = new Map<string, number>();
-  for (const r of rows) if ((r.status === 'dispatched' || r.status === 'running') && r.node) active.set(r.node, (active.get(r.node) ?? 0) + 1);
-  const slots = ctx.nodes().map((n) => ({ node: n.name, running_count: n.running_count ?? 0, active_rows: active.get(n.name) ?? 0, status: n.status }));
+  for (const r of rows)
+    if ((r.status === 'dispatched' || r.status === 'running') && r.node) active.set(r.node, (active.get(r.node) ?? 0) + 1);
+  const slots = ctx
+    .nodes()
+    .map((n) => ({ node: n.name, running_count: n.running_count ?? 0, active_rows: active.get(n.name) ?? 0, status: n.status }));
   const leaked = slots.reduce((a, s) => a + Math.abs(s.running_count - s.active_rows), 0);
   details.slots = slots;
 
@@ -164,7 +179,9 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
 
   // ---- double runs
   const dbl = new Map<string, string>();
-  for (const d of ctx.sampler.doubleRuns) if (!dbl.has(d.task)) dbl.set(d.task, `sampler at ${new Date(d.atMs).toISOString()}: attempts ${d.attempts.join(',')} alive (pids ${d.pids.join(',')})`);
+  for (const d of ctx.sampler.doubleRuns)
+    if (!dbl.has(d.task))
+      dbl.set(d.task, `sampler at ${new Date(d.atMs).toISOString()}: attempts ${d.attempts.join(',')} alive (pids ${d.pids.join(',')})`);
   const byTask = new Map<string, AttemptRecord[]>();
   for (const r of mine) if (r.hasStatus && r.startedAt !== null) byTask.set(r.task, [...(byTask.get(r.task) ?? []), r]);
   let possibleOverlaps = 0;
@@ -177,7 +194,11 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
         const ae = endLB(a)!;
         const be = endLB(b)!;
         if (a.startedAt! + 1 <= be && b.startedAt! + 1 <= ae) {
-          if (!dbl.has(task)) dbl.set(task, `status.json: attempt ${a.attempt} [${a.startedAt}, ${ae.toFixed(1)}] on ${a.node} overlaps attempt ${b.attempt} [${b.startedAt}, ${be.toFixed(1)}] on ${b.node}`);
+          if (!dbl.has(task))
+            dbl.set(
+              task,
+              `status.json: attempt ${a.attempt} [${a.startedAt}, ${ae.toFixed(1)}] on ${a.node} overlaps attempt ${b.attempt} [${b.startedAt}, ${be.toFixed(1)}] on ${b.node}`,
+            );
         } else if (a.startedAt! < be + 1 && b.startedAt! < ae + 1) possibleOverlaps++;
       }
     }
@@ -185,7 +206,9 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
   details.double_runs = [...dbl.entries()].map(([task, why]) => ({
     task,
     why,
-    kills_recorded: [...killers.entries()].filter(([k]) => k.startsWith(`${task}#`)).map(([k, ks]) => `${k}: ${[...new Set(ks.map((x) => x.by))].join('; ')}`),
+    kills_recorded: [...killers.entries()]
+      .filter(([k]) => k.startsWith(`${task}#`))
+      .map(([k, ks]) => `${k}: ${[...new Set(ks.map((x) => x.by))].join('; ')}`),
   }));
   info.overlaps_within_timestamp_resolution = possibleOverlaps;
 
@@ -208,7 +231,9 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
     if (cancelAt !== undefined && endMs >= cancelAt - 1000) why.push('cancelled');
     const forcedAt = ctx.forced.get(r.task);
     if (forcedAt && endMs >= forcedAt.atMs - 1000) why.push('forced_ghost');
-    const part = ctx.outages.some((o) => o.kind === 'partition' && o.node === r.node && r.startedAt! * 1000 <= (o.toMs ?? Date.now()) && endMs >= o.fromMs - 2000);
+    const part = ctx.outages.some(
+      (o) => o.kind === 'partition' && o.node === r.node && r.startedAt! * 1000 <= (o.toMs ?? Date.now()) && endMs >= o.fromMs - 2000,
+    );
     if (part) why.push('partition');
     const cap = row?.max_runtime_s ?? null;
     if (cap !== null && end >= r.startedAt! + cap - 2) why.push('max_runtime');
@@ -236,7 +261,12 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
 
   // ---- recovery
   const samples = ctx.faults.recovery.filter((x) => x.s !== null).map((x) => r1(x.s)!);
-  const recovery = { min: r1(samples.length ? Math.min(...samples) : null), median: r1(median(samples)), max: r1(samples.length ? Math.max(...samples) : null), samples };
+  const recovery = {
+    min: r1(samples.length ? Math.min(...samples) : null),
+    median: r1(median(samples)),
+    max: r1(samples.length ? Math.max(...samples) : null),
+    samples,
+  };
 
   // ---- informational: outcomes, unbooked attempts, events
   const outcome: Record<string, number> = {};
@@ -255,7 +285,10 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
   info.unexplained_outcomes = unexplained(ctx, byId);
   const ev = ctx.db().prepare(`SELECT kind, COUNT(*) AS n FROM events GROUP BY kind ORDER BY kind`).all() as { kind: string; n: number }[];
   info.events = Object.fromEntries(ev.map((e) => [e.kind, e.n]));
-  const reaped = ctx.db().prepare(`SELECT at, task_id, attempt, detail FROM events WHERE kind IN ('reaped', 'reaped_requeued') ORDER BY id`).all() as { at: string; task_id: string; attempt: number; detail: string }[];
+  const reaped = ctx
+    .db()
+    .prepare(`SELECT at, task_id, attempt, detail FROM events WHERE kind IN ('reaped', 'reaped_requeued') ORDER BY id`)
+    .all() as { at: string; task_id: string; attempt: number; detail: string }[];
   const byRule: Record<string, number> = {};
   const unexpectedReaps: string[] = [];
   for (const e of reaped) {
@@ -270,7 +303,10 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
     if (!ctx.forced.has(e.task_id) && !partitioned) unexpectedReaps.push(`${e.task_id}#${e.attempt}:${rule}`);
   }
   // A node declared offline when no fault had stopped its sshd: a false offline.
-  const offl = ctx.db().prepare(`SELECT at, detail FROM events WHERE kind = 'node_offline' ORDER BY id`).all() as { at: string; detail: string }[];
+  const offl = ctx.db().prepare(`SELECT at, detail FROM events WHERE kind = 'node_offline' ORDER BY id`).all() as {
+    at: string;
+    detail: string;
+  }[];
   info.node_offline_events = offl.map((e) => {
     const node = (JSON.parse(e.detail) as { node?: string }).node ?? '?';
     const t = Date.parse(e.at);
@@ -280,7 +316,12 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
   info.reaped_by_rule = byRule;
   info.unexpected_reaps = unexpectedReaps;
   info.reaper_runs = (ctx.db().prepare(`SELECT COUNT(*) AS n FROM reaper_runs WHERE kind = 'reaper'`).get() as { n: number }).n;
-  info.sampler = { samples: ctx.sampler.samples, max_live_tasks: ctx.sampler.maxLive, mean_scan_ms: r1(ctx.sampler.totalScanMs / Math.max(1, ctx.sampler.samples)), max_scan_ms: ctx.sampler.maxScanMs };
+  info.sampler = {
+    samples: ctx.sampler.samples,
+    max_live_tasks: ctx.sampler.maxLive,
+    mean_scan_ms: r1(ctx.sampler.totalScanMs / Math.max(1, ctx.sampler.samples)),
+    max_scan_ms: ctx.sampler.maxScanMs,
+  };
 
   return {
     lost: lost.length,
@@ -316,7 +357,10 @@ function unexplained(ctx: ChaosCtx, byId: Map<string, TaskRow>): string[] {
   for (const [id, p] of ctx.submitted) {
     const r = byId.get(id);
     if (!r || ctx.cancelled.has(id) || ctx.forced.has(id)) continue;
-    const ev = ctx.db().prepare(`SELECT at, attempt, detail FROM events WHERE task_id = ? AND kind IN ('reaped', 'reaped_requeued') ORDER BY id LIMIT 1`).get(id) as { at: string; attempt: number; detail: string } | undefined;
+    const ev = ctx
+      .db()
+      .prepare(`SELECT at, attempt, detail FROM events WHERE task_id = ? AND kind IN ('reaped', 'reaped_requeued') ORDER BY id LIMIT 1`)
+      .get(id) as { at: string; attempt: number; detail: string } | undefined;
     if (ev && ev.detail.includes('"node-offline"') && duringPartition(ctx, id, ev.attempt, ev.at)) continue;
     const st = r.status;
     let ok = true;
@@ -364,7 +408,10 @@ export function killAttribution(ctx: ChaosCtx): Map<string, Kill[]> {
   const add = (task: string, attempt: number, k: Kill) => out.set(`${task}#${attempt}`, [...(out.get(`${task}#${attempt}`) ?? []), k]);
   const sinceIso = new Date(ctx.t0 - 60_000).toISOString();
   const fromCleanups = (db: Database.Database, foreign: string | null) => {
-    const rows = db.prepare(`SELECT at, detail FROM events WHERE kind = 'node_online' AND at >= ?`).all(sinceIso) as { at: string; detail: string }[];
+    const rows = db.prepare(`SELECT at, detail FROM events WHERE kind = 'node_online' AND at >= ?`).all(sinceIso) as {
+      at: string;
+      detail: string;
+    }[];
     for (const e of rows) {
       let d: CleanupEvent;
       try {
@@ -377,18 +424,28 @@ export function killAttribution(ctx: ChaosCtx): Map<string, Kill[]> {
         add(k.task, k.attempt, {
           pid: k.pid,
           foreign: foreign !== null,
-          by: foreign ? `node-recovery cleanup of another dispatch deployment (${foreign}, node ${d.node}, ${e.at})` : `node-recovery cleanup of ${d.node} in this run (${e.at})`,
+          by: foreign
+            ? `node-recovery cleanup of another dispatch deployment (${foreign}, node ${d.node}, ${e.at})`
+            : `node-recovery cleanup of ${d.node} in this run (${e.at})`,
         });
       }
     }
   };
   fromCleanups(ctx.db(), null);
-  const reaped = ctx.db().prepare(`SELECT at, task_id, attempt, detail FROM events WHERE kind IN ('reaped', 'reaped_requeued')`).all() as { at: string; task_id: string; attempt: number; detail: string }[];
+  const reaped = ctx.db().prepare(`SELECT at, task_id, attempt, detail FROM events WHERE kind IN ('reaped', 'reaped_requeued')`).all() as {
+    at: string;
+    task_id: string;
+    attempt: number;
+    detail: string;
+  }[];
   for (const e of reaped) add(e.task_id, e.attempt, { pid: null, foreign: false, by: `reaper (${e.detail.slice(0, 80)}, ${e.at})` });
   const mine = fs.realpathSync(ctx.c.dbPath);
   let dirs: string[] = [];
   try {
-    dirs = fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith('dispatch-')).map((d) => path.join(os.tmpdir(), d, 'dispatch.db'));
+    dirs = fs
+      .readdirSync(os.tmpdir())
+      .filter((d) => d.startsWith('dispatch-'))
+      .map((d) => path.join(os.tmpdir(), d, 'dispatch.db'));
   } catch {
     // no temp dir listing: nothing foreign to attribute
   }
@@ -410,7 +467,10 @@ export function killAttribution(ctx: ChaosCtx): Map<string, Kill[]> {
 
 /** Was this node-offline reap of task#attempt done while (or just after) its node was partitioned? */
 function duringPartition(ctx: ChaosCtx, task: string, attempt: number, atIso: string): boolean {
-  const d = ctx.db().prepare(`SELECT detail FROM events WHERE task_id = ? AND attempt = ? AND kind = 'dispatched' ORDER BY id DESC LIMIT 1`).get(task, attempt) as { detail: string } | undefined;
+  const d = ctx
+    .db()
+    .prepare(`SELECT detail FROM events WHERE task_id = ? AND attempt = ? AND kind = 'dispatched' ORDER BY id DESC LIMIT 1`)
+    .get(task, attempt) as { detail: string } | undefined;
   let node: string | null = null;
   try {
     node = d ? ((JSON.parse(d.detail) as { node?: string }).node ?? null) : null;

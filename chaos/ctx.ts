@@ -67,7 +67,16 @@ export class ChaosCtx {
   readonly t0 = Date.now();
   readonly workers: ManagedWorker[] = [];
   readonly outages: Outage[] = [];
-  readonly faults: FaultLog = { workerKills: [], temporalKills: [], partitions: [], forcedGhosts: [], reaperTriggers: [], cancels: [], recovery: [], notes: [] };
+  readonly faults: FaultLog = {
+    workerKills: [],
+    temporalKills: [],
+    partitions: [],
+    forcedGhosts: [],
+    reaperTriggers: [],
+    cancels: [],
+    recovery: [],
+    notes: [],
+  };
   /** Task ids with an acknowledged `dispatch cancel` (exit 0) -> when it was sent. */
   readonly cancelled = new Map<string, number>();
   /** Task id -> forced ghost rule and when the fault was applied. */
@@ -122,7 +131,9 @@ export class ChaosCtx {
   }
 
   tasks(where = '1=1', ...args: unknown[]): TaskRow[] {
-    return this.db().prepare(`SELECT * FROM tasks WHERE ${where} ORDER BY seq`).all(...args) as TaskRow[];
+    return this.db()
+      .prepare(`SELECT * FROM tasks WHERE ${where} ORDER BY seq`)
+      .all(...args) as TaskRow[];
   }
 
   nodes(): NodeRow[] {
@@ -130,7 +141,10 @@ export class ChaosCtx {
   }
 
   counts(): Record<string, number> {
-    const rows = this.db().prepare(`SELECT COALESCE(status, 'null') AS s, COUNT(*) AS n FROM tasks GROUP BY 1 ORDER BY 1`).all() as { s: string; n: number }[];
+    const rows = this.db().prepare(`SELECT COALESCE(status, 'null') AS s, COUNT(*) AS n FROM tasks GROUP BY 1 ORDER BY 1`).all() as {
+      s: string;
+      n: number;
+    }[];
     return Object.fromEntries(rows.map((r) => [r.s, r.n]));
   }
 
@@ -152,7 +166,8 @@ export class ChaosCtx {
     const db = new Database(this.c.dbPath, { timeout: 30_000 });
     try {
       const cols = Object.keys(set);
-      return db.prepare(`UPDATE tasks SET ${cols.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id ${where}`).run({ ...set, id }).changes;
+      return db.prepare(`UPDATE tasks SET ${cols.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id ${where}`).run({ ...set, id })
+        .changes;
     } finally {
       db.close();
     }
@@ -161,7 +176,11 @@ export class ChaosCtx {
   /** Runs the real `dispatch` CLI against this cluster; SIGKILLed after `timeoutMs` (code null). */
   cli(args: string[], timeoutMs = 120_000): Promise<CliResult & { timedOut: boolean }> {
     return new Promise((resolve) => {
-      const p = spawn(process.execPath, [BIN, ...this.c.globalArgs(), ...args], { env: this.c.env, cwd: this.c.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [BIN, ...this.c.globalArgs(), ...args], {
+        env: this.c.env,
+        cwd: this.c.dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       let timedOut = false;
@@ -200,7 +219,11 @@ export const sleep = (ms: number): Promise<void> =>
 export const isoAgo = (s: number): string => new Date(Date.now() - s * 1000).toISOString();
 
 /** Polls until `pred` returns a value (not null/false) or the timeout passes; then returns null. */
-export async function poll<T>(pred: () => T | null | false | Promise<T | null | false>, timeoutMs: number, everyMs = 250): Promise<T | null> {
+export async function poll<T>(
+  pred: () => T | null | false | Promise<T | null | false>,
+  timeoutMs: number,
+  everyMs = 250,
+): Promise<T | null> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {

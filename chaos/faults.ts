@@ -29,7 +29,11 @@ export async function startManaged(ctx: ChaosCtx, w: ManagedWorker): Promise<voi
         if (w.expectedExit || ctx.stopping) return;
         w.unexpectedExits.push({ atMs: Date.now(), code, signal });
         ctx.note(`worker ${w.name} (${w.identity}) exited on its own (code ${code}, signal ${signal}); log ${p.logFile}; restarting it`);
-        void sleep(1000).then(() => (ctx.stopping || w.proc ? undefined : startManaged(ctx, w).catch((e: Error) => ctx.note(`restart of ${w.name} failed: ${e.message}`))));
+        void sleep(1000).then(() =>
+          ctx.stopping || w.proc
+            ? undefined
+            : startManaged(ctx, w).catch((e: Error) => ctx.note(`restart of ${w.name} failed: ${e.message}`)),
+        );
       });
       return;
     } catch (e) {
@@ -88,7 +92,12 @@ async function superviseMap(ctx: ChaosCtx, limit = 24): Promise<SuperviseSeen[]>
  * Polls the tracked tasks' workflows until each one's supervise activity heartbeats from another
  * worker process: recovery = that heartbeat's server time - the SIGKILL time.
  */
-async function measureRecovery(ctx: ChaosCtx, killAtMs: number, identity: string, tracked: SuperviseSeen[]): Promise<RecoverySample['perTask']> {
+async function measureRecovery(
+  ctx: ChaosCtx,
+  killAtMs: number,
+  identity: string,
+  tracked: SuperviseSeen[],
+): Promise<RecoverySample['perTask']> {
   const per: RecoverySample['perTask'] = [];
   const pending = new Map(tracked.map((t) => [t.task, t]));
   const until = killAtMs + 90_000;
@@ -108,7 +117,11 @@ async function measureRecovery(ctx: ChaosCtx, killAtMs: number, identity: string
             const other = !!pa.lastWorkerIdentity && pa.lastWorkerIdentity !== identity;
             if (pa.activityId === t.activityId) {
               if (other && hb !== null && hb > killAtMs) {
-                per.push({ task: t.task, s: (hb - killAtMs) / 1000, how: `heartbeat of attempt ${pa.attempt} on ${pa.lastWorkerIdentity}` });
+                per.push({
+                  task: t.task,
+                  s: (hb - killAtMs) / 1000,
+                  how: `heartbeat of attempt ${pa.attempt} on ${pa.lastWorkerIdentity}`,
+                });
                 pending.delete(t.task);
               } else if (other && started !== null && started > killAtMs && (pa.attempt ?? 1) > t.attempt) {
                 // Started on the new worker but no heartbeat seen yet: wait for it (next poll).
@@ -146,7 +159,9 @@ export async function workerKill(ctx: ChaosCtx): Promise<void> {
   const killAtMs = Date.now();
   proc.kill9();
   const restartAfterMs = ctx.rng.float(500, 4000);
-  ctx.log(`FAULT worker SIGKILL #${ctx.faults.workerKills.length + 1}: ${target.name} (${identity}), supervising ${on(target).length} of the ${sup.length} sampled tasks; restart in ${(restartAfterMs / 1000).toFixed(1)}s`);
+  ctx.log(
+    `FAULT worker SIGKILL #${ctx.faults.workerKills.length + 1}: ${target.name} (${identity}), supervising ${on(target).length} of the ${sup.length} sampled tasks; restart in ${(restartAfterMs / 1000).toFixed(1)}s`,
+  );
   const entry: (typeof ctx.faults.workerKills)[number] = { atMs: killAtMs, worker: target.name, restartedAfterS: null };
   ctx.faults.workerKills.push(entry);
   const restart = (async () => {
@@ -169,9 +184,16 @@ export async function workerKill(ctx: ChaosCtx): Promise<void> {
     tracked: tracked.map((t) => t.task),
     perTask: per,
     s,
-    note: tracked.length === 0 ? 'the killed worker supervised none of the sampled running tasks' : per.length < tracked.length ? 'some tracked tasks ended before re-attaching' : undefined,
+    note:
+      tracked.length === 0
+        ? 'the killed worker supervised none of the sampled running tasks'
+        : per.length < tracked.length
+          ? 'some tracked tasks ended before re-attaching'
+          : undefined,
   });
-  ctx.log(`  recovery after the kill of ${target.name}: ${s === null ? 'n/a' : `${s.toFixed(1)}s`} (${per.map((p) => `${p.task} ${p.s.toFixed(1)}s`).join(', ') || 'nothing tracked'}); restarted after ${entry.restartedAfterS?.toFixed(1) ?? '?'}s`);
+  ctx.log(
+    `  recovery after the kill of ${target.name}: ${s === null ? 'n/a' : `${s.toFixed(1)}s`} (${per.map((p) => `${p.task} ${p.s.toFixed(1)}s`).join(', ') || 'nothing tracked'}); restarted after ${entry.restartedAfterS?.toFixed(1) ?? '?'}s`,
+  );
 }
 
 // ---------------------------------------------------------------- Temporal
@@ -179,7 +201,9 @@ export async function workerKill(ctx: ChaosCtx): Promise<void> {
 export async function temporalKill(ctx: ChaosCtx, directReap: boolean): Promise<void> {
   const atMs = Date.now();
   const downMs = ctx.rng.float(2000, 8000);
-  ctx.log(`FAULT Temporal dev server SIGKILL #${ctx.faults.temporalKills.length + 1}; restart on the same db file in ${(downMs / 1000).toFixed(1)}s${directReap ? ' (and one `dispatch reap --direct` while it is down)' : ''}`);
+  ctx.log(
+    `FAULT Temporal dev server SIGKILL #${ctx.faults.temporalKills.length + 1}; restart on the same db file in ${(downMs / 1000).toFixed(1)}s${directReap ? ' (and one `dispatch reap --direct` while it is down)' : ''}`,
+  );
   ctx.temporalDown = true;
   ctx.c.temporal.kill9();
   let direct: string | undefined;
@@ -212,7 +236,13 @@ export async function temporalKill(ctx: ChaosCtx, directReap: boolean): Promise<
 
 export function summarizeReport(stdout: string): string {
   try {
-    const r = JSON.parse(stdout) as { ghosts_found: number; cleaned: string[]; skipped: unknown[]; drift_fixed: unknown[]; ghosts: { id: string; rule: string; kill: string }[] };
+    const r = JSON.parse(stdout) as {
+      ghosts_found: number;
+      cleaned: string[];
+      skipped: unknown[];
+      drift_fixed: unknown[];
+      ghosts: { id: string; rule: string; kill: string }[];
+    };
     const g = r.ghosts.map((x) => `${x.id}:${x.rule}:${x.kill}`).join(' ');
     return `${r.ghosts_found} ghosts, ${r.cleaned.length} cleaned, ${r.skipped.length} skipped, ${r.drift_fixed.length} drift${g ? ` [${g}]` : ''}`;
   } catch {
@@ -221,12 +251,6 @@ export function summarizeReport(stdout: string): string {
 }
 
 // ---------------------------------------------------------------- nodes
-
-function sshNode(ctx: ChaosCtx, name: string): SshNode {
-  const n = ctx.c.nodes.find((x) => x.name === name);
-  if (!n) throw new Error(`no node ${name}`);
-  return n;
-}
 
 function runningOn(ctx: ChaosCtx, node: string): string[] {
   return ctx.tasks(`node = ? AND status IN ('dispatched', 'running')`, node).map((r) => r.id);
@@ -237,11 +261,17 @@ export async function probeScheduleState(ctx: ChaosCtx): Promise<string> {
   try {
     const d = await ctx.c.client.schedule.getHandle('dispatch-node-probe').describe();
     const running = d.info.runningActions.map((a) => a.workflow.workflowId);
-    const parts: string[] = [`paused=${d.state.paused}`, `last action ${d.info.recentActions.at(-1)?.takenAt.toISOString() ?? '-'}`, `running ${running.join(',') || '-'}`];
+    const parts: string[] = [
+      `paused=${d.state.paused}`,
+      `last action ${d.info.recentActions.at(-1)?.takenAt.toISOString() ?? '-'}`,
+      `running ${running.join(',') || '-'}`,
+    ];
     for (const id of running) {
       const w = await ctx.c.client.workflow.getHandle(id).describe();
       for (const pa of w.raw.pendingActivities ?? []) {
-        parts.push(`${id}: pending ${pa.activityType?.name} attempt ${pa.attempt} state ${pa.state} started ${tsMs(pa.lastStartedTime) ? new Date(tsMs(pa.lastStartedTime)!).toISOString() : '-'} on ${pa.lastWorkerIdentity || '-'}`);
+        parts.push(
+          `${id}: pending ${pa.activityType?.name} attempt ${pa.attempt} state ${pa.state} started ${tsMs(pa.lastStartedTime) ? new Date(tsMs(pa.lastStartedTime)!).toISOString() : '-'} on ${pa.lastWorkerIdentity || '-'}`,
+        );
       }
     }
     return parts.join('; ');
@@ -265,13 +295,18 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
   const o: Outage = { node: node.name, kind: 'partition', fromMs: Date.now(), toMs: null, offlineAtMs: null, onlineAgainAtMs: null };
   ctx.outages.push(o);
   ctx.faults.partitions.push(o);
-  ctx.log(`FAULT partition #${ctx.faults.partitions.length}: sshd of ${node.name} stopped (sessions dropped) for >= ${(minMs / 1000).toFixed(0)}s; ${before.length} active tasks on it`);
+  ctx.log(
+    `FAULT partition #${ctx.faults.partitions.length}: sshd of ${node.name} stopped (sessions dropped) for >= ${(minMs / 1000).toFixed(0)}s; ${before.length} active tasks on it`,
+  );
   try {
     await node.stop();
     const off = await poll(() => ctx.nodes().find((n) => n.name === node.name)?.status === 'offline', 60_000, 300);
     o.offlineAtMs = off ? Date.now() : null;
     if (off) ctx.log(`  ${node.name} offline after ${((Date.now() - o.fromMs) / 1000).toFixed(1)}s`);
-    else ctx.note(`partition of ${node.name}: sshd down for 60s but the node was NOT marked offline; probe schedule: ${await probeScheduleState(ctx)}`);
+    else
+      ctx.note(
+        `partition of ${node.name}: sshd down for 60s but the node was NOT marked offline; probe schedule: ${await probeScheduleState(ctx)}`,
+      );
     if (off) {
       // A sweep while it is away: its active rows are node-offline ghosts.
       await triggerReaper(ctx, 'schedule');
@@ -296,15 +331,23 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
   const back = await poll(() => ctx.nodes().find((n) => n.name === node.name)?.status === 'online', 120_000, 500);
   o.onlineAgainAtMs = back ? Date.now() : null;
   ctx.busyNodes.delete(node.name);
-  ctx.log(`  ${node.name} ${back ? `online again ${((Date.now() - o.toMs) / 1000).toFixed(1)}s after sshd came back` : 'NOT online again after 120s'}`);
+  ctx.log(
+    `  ${node.name} ${back ? `online again ${((Date.now() - o.toMs) / 1000).toFixed(1)}s after sshd came back` : 'NOT online again after 120s'}`,
+  );
 }
 
 // ---------------------------------------------------------------- reaper
 
 export async function triggerReaper(ctx: ChaosCtx, how: 'schedule' | 'reap'): Promise<void> {
   const atMs = Date.now();
-  const r = how === 'schedule' ? await ctx.cli(['schedules', 'trigger', 'dispatch-reaper'], 60_000) : await ctx.cli(['reap', '--json'], 120_000);
-  const summary = r.code === 0 ? (how === 'reap' ? summarizeReport(r.stdout) : r.stdout.trim()) : `exit ${r.code}${r.timedOut ? ' (timed out)' : ''}: ${r.stderr.trim().split('\n')[0]?.slice(0, 200)}`;
+  const r =
+    how === 'schedule' ? await ctx.cli(['schedules', 'trigger', 'dispatch-reaper'], 60_000) : await ctx.cli(['reap', '--json'], 120_000);
+  const summary =
+    r.code === 0
+      ? how === 'reap'
+        ? summarizeReport(r.stdout)
+        : r.stdout.trim()
+      : `exit ${r.code}${r.timedOut ? ' (timed out)' : ''}: ${r.stderr.trim().split('\n')[0]?.slice(0, 200)}`;
   ctx.faults.reaperTriggers.push({ atMs, how, code: r.code, summary });
   ctx.log(`reaper ${how === 'schedule' ? 'schedules trigger dispatch-reaper' : 'dispatch reap --json'}: ${summary}`);
 }
@@ -386,21 +429,27 @@ async function victim(ctx: ChaosCtx, rule: string): Promise<string | null> {
 async function awaitReaped(ctx: ChaosCtx, id: string, timeoutMs: number, nudgeAfterMs: number | null): Promise<string | null> {
   const start = Date.now();
   let nudged = false;
-  return poll(async () => {
-    const rule = ctx.reapedRule(id);
-    if (rule) return rule;
-    if (nudgeAfterMs !== null && !nudged && Date.now() - start > nudgeAfterMs) {
-      nudged = true;
-      await triggerReaper(ctx, 'schedule');
-    }
-    return null;
-  }, timeoutMs, 500);
+  return poll(
+    async () => {
+      const rule = ctx.reapedRule(id);
+      if (rule) return rule;
+      if (nudgeAfterMs !== null && !nudged && Date.now() - start > nudgeAfterMs) {
+        nudged = true;
+        await triggerReaper(ctx, 'schedule');
+      }
+      return null;
+    },
+    timeoutMs,
+    500,
+  );
 }
 
 function recordGhost(ctx: ChaosCtx, rule: string, id: string, atMs: number, reapedAs: string | null, note?: string): boolean {
   const ok = reapedAs === rule;
   ctx.faults.forcedGhosts.push({ rule, task: id, atMs, reapedAs, ok, note });
-  ctx.log(`  forced ${rule} ghost ${id}: reaped as ${reapedAs ?? 'NOT reaped'}${ok ? '' : ' (will retry with another task)'}${note ? ` (${note})` : ''}`);
+  ctx.log(
+    `  forced ${rule} ghost ${id}: reaped as ${reapedAs ?? 'NOT reaped'}${ok ? '' : ' (will retry with another task)'}${note ? ` (${note})` : ''}`,
+  );
   return ok;
 }
 
@@ -411,8 +460,10 @@ export async function forceOrphaned(ctx: ChaosCtx): Promise<boolean> {
   ctx.forced.set(id, { rule: 'orphaned', atMs });
   ctx.log(`FAULT forced ghost orphaned: temporal workflow terminate -w task-${id}`);
   const err = await new Promise<string | null>((resolve) =>
-    execFile(temporalBin(), ['workflow', 'terminate', '-w', `task-${id}`, '--reason', 'chaos: forced orphan', '--address', ctx.c.temporal.address], (e, _o, se) =>
-      resolve(e ? `${e.message} ${se}` : null),
+    execFile(
+      temporalBin(),
+      ['workflow', 'terminate', '-w', `task-${id}`, '--reason', 'chaos: forced orphan', '--address', ctx.c.temporal.address],
+      (e, _o, se) => resolve(e ? `${e.message} ${se}` : null),
     ),
   );
   if (err) return recordGhost(ctx, 'orphaned', id, atMs, null, `terminate failed: ${err.slice(0, 200)}`);
@@ -465,10 +516,14 @@ export async function forceDispatchTimeout(ctx: ChaosCtx): Promise<boolean> {
   ctx.log(`FAULT forced ghost ${rule}: drain ${node.name} until a slot is free, pause the probe, stop its sshd, pin ${id} to it`);
   try {
     drained = (await ctx.cli(['node', 'drain', node.name])).code === 0;
-    const slot = await poll(() => {
-      const n = ctx.nodes().find((x) => x.name === node.name);
-      return n && (n.running_count ?? 0) < (n.slots ?? 0);
-    }, 180_000, 500);
+    const slot = await poll(
+      () => {
+        const n = ctx.nodes().find((x) => x.name === node.name);
+        return n && (n.running_count ?? 0) < (n.slots ?? 0);
+      },
+      180_000,
+      500,
+    );
     if (!slot) return recordGhost(ctx, rule, id, Date.now(), null, `${node.name} had no free slot within 180s`);
     paused = (await ctx.cli(['schedules', 'pause', 'dispatch-node-probe'])).code === 0;
     o = { node: node.name, kind: 'dispatch-timeout-ghost', fromMs: Date.now(), toMs: null };
@@ -513,7 +568,9 @@ export async function forceDispatchTimeout(ctx: ChaosCtx): Promise<boolean> {
 export type GhostRuleName = 'orphaned' | 'stale-heartbeat' | 'overtime' | 'dispatch-timeout';
 
 export async function forceGhost(ctx: ChaosCtx, rule: GhostRuleName): Promise<void> {
-  const fn = { orphaned: forceOrphaned, 'stale-heartbeat': forceStale, overtime: forceOvertime, 'dispatch-timeout': forceDispatchTimeout }[rule];
+  const fn = { orphaned: forceOrphaned, 'stale-heartbeat': forceStale, overtime: forceOvertime, 'dispatch-timeout': forceDispatchTimeout }[
+    rule
+  ];
   for (let i = 0; i < 3; i++) {
     if (await fn(ctx)) return;
   }

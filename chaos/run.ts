@@ -74,7 +74,17 @@ function usage(err: string | null): never {
 function profile(a: Args) {
   const perTask = a.tasks / 300;
   if (a.quick) {
-    return { workerKills: 4, temporalKills: 1, partitions: 1, injectMs: 260_000, submitMs: 200_000, faultStartMs: 20_000, faultGapMs: 8_000, settleMs: 300_000, cancelShare: 0.06 };
+    return {
+      workerKills: 4,
+      temporalKills: 1,
+      partitions: 1,
+      injectMs: 260_000,
+      submitMs: 200_000,
+      faultStartMs: 20_000,
+      faultGapMs: 8_000,
+      settleMs: 300_000,
+      cancelShare: 0.06,
+    };
   }
   return {
     workerKills: 12,
@@ -108,9 +118,16 @@ async function main(): Promise<number> {
   const P = profile(args);
   const rng = new Rng(args.seed);
   const T0 = Date.now();
-  console.log(`[chaos] seed ${args.seed} (repeat with --seed ${args.seed}); ${args.tasks} tasks; ${args.quick ? 'quick' : 'full'} profile: ${JSON.stringify(P)}`);
+  console.log(
+    `[chaos] seed ${args.seed} (repeat with --seed ${args.seed}); ${args.tasks} tasks; ${args.quick ? 'quick' : 'full'} profile: ${JSON.stringify(P)}`,
+  );
   console.log(`[chaos] ${NODES} sshd nodes x ${SLOTS} slots; config ${JSON.stringify(CONFIG)}`);
-  console.log(`[chaos] machine: ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 20)} MiB, node ${process.version}, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `[chaos] machine: ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 20)} MiB, node ${process.version}, load ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
 
   const plan = planWorkload(rng.fork('workload'), { tasks: args.tasks, submitWindowMs: P.submitMs, cancelShare: P.cancelShare });
   console.log(`[chaos] workload: ${JSON.stringify(summarizeWorkload(plan))}`);
@@ -188,8 +205,16 @@ async function main(): Promise<number> {
           const outcome = r.code === 0 ? 'requested' : /is not running in Temporal/.test(r.stderr) ? 'too-late' : 'error';
           if (outcome === 'requested') x.cancelled.set(t.id, sentAt);
           if (outcome === 'error' && r.code === 3) pending.add(t.id); // server down: try again
-          x.faults.cancels.push({ atMs: Date.now(), task: t.id, code: r.code, outcome, detail: outcome === 'requested' ? `row was ${st}` : r.stderr.trim().split('\n')[0]?.slice(0, 160) });
-          x.log(`dispatch cancel ${t.id} (row ${st}): ${outcome}${outcome === 'requested' ? '' : ` (${r.stderr.trim().split('\n')[0]?.slice(0, 120)})`}`);
+          x.faults.cancels.push({
+            atMs: Date.now(),
+            task: t.id,
+            code: r.code,
+            outcome,
+            detail: outcome === 'requested' ? `row was ${st}` : r.stderr.trim().split('\n')[0]?.slice(0, 160),
+          });
+          x.log(
+            `dispatch cancel ${t.id} (row ${st}): ${outcome}${outcome === 'requested' ? '' : ` (${r.stderr.trim().split('\n')[0]?.slice(0, 120)})`}`,
+          );
         }
         await sleep(500);
       }
@@ -212,8 +237,13 @@ async function main(): Promise<number> {
     const progress = (async () => {
       while (!stop && !interrupted) {
         await sleep(15_000);
-        const n = x.nodes().map((n) => `${n.name}:${n.status}:${n.running_count}/${n.slots}`).join(' ');
-        x.log(`progress: submitted ${[...x.submitted.values()].filter((t) => t.kind !== 'ghost').length}/${plan.length} planned (+${[...x.submitted.values()].filter((t) => t.kind === 'ghost').length} ghost victims); rows ${JSON.stringify(x.counts())}; nodes ${n}; live task procs ${sampler!.attempts.size ? scanCount(x) : 0}; faults: ${x.faults.workerKills.length} worker kills, ${x.faults.temporalKills.length} temporal kills, ${x.faults.partitions.length} partitions, ${x.faults.forcedGhosts.filter((g) => g.ok).length} ghosts`);
+        const n = x
+          .nodes()
+          .map((n) => `${n.name}:${n.status}:${n.running_count}/${n.slots}`)
+          .join(' ');
+        x.log(
+          `progress: submitted ${[...x.submitted.values()].filter((t) => t.kind !== 'ghost').length}/${plan.length} planned (+${[...x.submitted.values()].filter((t) => t.kind === 'ghost').length} ghost victims); rows ${JSON.stringify(x.counts())}; nodes ${n}; live task procs ${sampler!.attempts.size ? scanCount(x) : 0}; faults: ${x.faults.workerKills.length} worker kills, ${x.faults.temporalKills.length} temporal kills, ${x.faults.partitions.length} partitions, ${x.faults.forcedGhosts.filter((g) => g.ok).length} ghosts`,
+        );
       }
     })();
     loops.push(progress);
@@ -271,18 +301,26 @@ async function main(): Promise<number> {
     for (const w of ctx.workers) if (!w.proc) await startManaged(ctx, w);
     ctx.log(`settling: waiting up to ${P.settleMs / 1000}s for every task to reach a final state`);
     let lastLog = 0;
-    const quiet = await poll(() => {
-      const counts = x.counts();
-      const busy = (counts.queued ?? 0) + (counts.dispatched ?? 0) + (counts.running ?? 0);
-      const offline = x.nodes().filter((n) => n.status !== 'online').length;
-      if (Date.now() - lastLog > 15_000) {
-        lastLog = Date.now();
-        x.log(`settle: rows ${JSON.stringify(counts)}; nodes not online: ${offline}`);
-      }
-      return busy === 0 && offline === 0 && !interrupted ? true : interrupted ? true : null;
-    }, P.settleMs, 1000);
+    const quiet = await poll(
+      () => {
+        const counts = x.counts();
+        const busy = (counts.queued ?? 0) + (counts.dispatched ?? 0) + (counts.running ?? 0);
+        const offline = x.nodes().filter((n) => n.status !== 'online').length;
+        if (Date.now() - lastLog > 15_000) {
+          lastLog = Date.now();
+          x.log(`settle: rows ${JSON.stringify(counts)}; nodes not online: ${offline}`);
+        }
+        return busy === 0 && offline === 0 && !interrupted ? true : interrupted ? true : null;
+      },
+      P.settleMs,
+      1000,
+    );
     durations.settle_s = (Date.now() - settleStart) / 1000;
-    ctx.log(quiet ? `settled after ${durations.settle_s.toFixed(0)}s` : `NOT settled after ${durations.settle_s.toFixed(0)}s: ${JSON.stringify(ctx.counts())}`);
+    ctx.log(
+      quiet
+        ? `settled after ${durations.settle_s.toFixed(0)}s`
+        : `NOT settled after ${durations.settle_s.toFixed(0)}s: ${JSON.stringify(ctx.counts())}`,
+    );
 
     // ---- checks
     const checkStart = Date.now();
@@ -296,7 +334,8 @@ async function main(): Promise<number> {
     code = mustBeZero.every((k) => result![k] === 0) && shortfall.length === 0 && !interrupted ? 0 : 1;
     printTable(result, ctx, args, durations);
     if (shortfall.length) console.log(`the run did not prove what it must (exit 1):\n${shortfall.map((x) => `  ${x}`).join('\n')}`);
-    const out = args.out ?? (args.quick ? path.join(os.tmpdir(), 'dispatch-chaos-results-quick.json') : path.join(REPO, 'chaos', 'results.json'));
+    const out =
+      args.out ?? (args.quick ? path.join(os.tmpdir(), 'dispatch-chaos-results-quick.json') : path.join(REPO, 'chaos', 'results.json'));
     writeResults(out, result, ctx, args, plan.length, durations, P, code, shortfall);
     ctx.log(`results written to ${out}`);
   } catch (e) {
@@ -339,13 +378,26 @@ function printTable(r: CheckResult, ctx: ChaosCtx, args: Args, d: Record<string,
     ['double_runs', String(r.double_runs), 'yes'],
     ['wrongly_killed', String(r.wrongly_killed), 'yes'],
     ['stray_processes', String(r.stray_processes), 'yes'],
-    ['recovery_s', r.recovery_s.samples.length ? `min ${r.recovery_s.min} / median ${r.recovery_s.median} / max ${r.recovery_s.max} (n=${r.recovery_s.samples.length})` : 'no samples', 'no'],
+    [
+      'recovery_s',
+      r.recovery_s.samples.length
+        ? `min ${r.recovery_s.min} / median ${r.recovery_s.median} / max ${r.recovery_s.max} (n=${r.recovery_s.samples.length})`
+        : 'no samples',
+      'no',
+    ],
   ];
   const f = ctx.faults;
   console.log('');
-  console.log(`chaos run: seed ${args.seed}, ${ctx.submitted.size} tasks submitted, wall time ${(d.total_s ?? 0).toFixed(0)}s (setup ${(d.setup_s ?? 0).toFixed(0)}s, inject ${(d.inject_s ?? 0).toFixed(0)}s, settle ${(d.settle_s ?? 0).toFixed(0)}s, checks ${(d.check_s ?? 0).toFixed(0)}s)`);
   console.log(
-    `faults: ${f.workerKills.length} worker SIGKILLs (+restart), ${f.temporalKills.length} Temporal SIGKILLs (+restart), ${f.partitions.length} partitions, forced ghosts ${f.forcedGhosts.filter((g) => g.ok).map((g) => `${g.rule}=${g.task}`).join(' ')} (+ node-offline via partitions: ${(r.info.reaped_by_rule as Record<string, number>)['node-offline'] ?? 0} rows), ${f.reaperTriggers.length} reaper triggers, ${f.cancels.filter((c) => c.outcome === 'requested').length} cancels (${f.cancels.filter((c) => c.outcome === 'too-late').length} too late)`,
+    `chaos run: seed ${args.seed}, ${ctx.submitted.size} tasks submitted, wall time ${(d.total_s ?? 0).toFixed(0)}s (setup ${(d.setup_s ?? 0).toFixed(0)}s, inject ${(d.inject_s ?? 0).toFixed(0)}s, settle ${(d.settle_s ?? 0).toFixed(0)}s, checks ${(d.check_s ?? 0).toFixed(0)}s)`,
+  );
+  console.log(
+    `faults: ${f.workerKills.length} worker SIGKILLs (+restart), ${f.temporalKills.length} Temporal SIGKILLs (+restart), ${f.partitions.length} partitions, forced ghosts ${f.forcedGhosts
+      .filter((g) => g.ok)
+      .map((g) => `${g.rule}=${g.task}`)
+      .join(
+        ' ',
+      )} (+ node-offline via partitions: ${(r.info.reaped_by_rule as Record<string, number>)['node-offline'] ?? 0} rows), ${f.reaperTriggers.length} reaper triggers, ${f.cancels.filter((c) => c.outcome === 'requested').length} cancels (${f.cancels.filter((c) => c.outcome === 'too-late').length} too late)`,
   );
   console.log('');
   console.log(`${pad('figure', 28)} ${pad('value', 46)} must be 0`);
@@ -356,15 +408,29 @@ function printTable(r: CheckResult, ctx: ChaosCtx, args: Args, d: Record<string,
   console.log('');
   for (const k of ['lost', 'double_runs', 'wrongly_killed', 'stray_processes'] as const) {
     const list = r.details[k] as unknown[];
-    if (list?.length) console.log(`${k}:\n${list.slice(0, 30).map((x) => `  ${JSON.stringify(x)}`).join('\n')}`);
+    if (list?.length)
+      console.log(
+        `${k}:\n${list
+          .slice(0, 30)
+          .map((x) => `  ${JSON.stringify(x)}`)
+          .join('\n')}`,
+      );
   }
   if (r.leaked_slots) console.log(`slots: ${JSON.stringify(r.details.slots)}`);
   console.log(`outcomes: ${JSON.stringify(r.info.outcomes)}`);
-  console.log(`reaped by rule: ${JSON.stringify(r.info.reaped_by_rule)}; unexpected reaps (not forced, not node-offline during a partition): ${JSON.stringify(r.info.unexpected_reaps)}`);
+  console.log(
+    `reaped by rule: ${JSON.stringify(r.info.reaped_by_rule)}; unexpected reaps (not forced, not node-offline during a partition): ${JSON.stringify(r.info.unexpected_reaps)}`,
+  );
   console.log(`node_offline events: ${JSON.stringify(r.info.node_offline_events)}`);
   console.log(`killed and excused: ${JSON.stringify(r.info.killed_and_excused)}`);
   const ux = r.info.unexplained_outcomes as string[];
-  if (ux.length) console.log(`unexplained outcomes (${ux.length}):\n${ux.slice(0, 30).map((u) => `  ${u}`).join('\n')}`);
+  if (ux.length)
+    console.log(
+      `unexplained outcomes (${ux.length}):\n${ux
+        .slice(0, 30)
+        .map((u) => `  ${u}`)
+        .join('\n')}`,
+    );
   const unexpected = ctx.workers.flatMap((w) => w.unexpectedExits.map((e) => `${w.name} code ${e.code} signal ${e.signal}`));
   if (unexpected.length) console.log(`unexpected worker exits: ${unexpected.join('; ')}`);
   if (f.notes.length) console.log(`notes:\n${f.notes.map((n) => `  ${n}`).join('\n')}`);
@@ -381,7 +447,8 @@ function faultShortfall(ctx: ChaosCtx, r: CheckResult, args: Args, P: ReturnType
   const out: string[] = [];
   const planned = [...ctx.submitted.values()].filter((t) => t.kind !== 'ghost').length;
   if (planned < args.tasks) out.push(`${planned} tasks submitted, ${args.tasks} planned`);
-  if (f.workerKills.filter((k) => k.restartedAfterS !== null).length < P.workerKills) out.push(`${f.workerKills.length} worker SIGKILLs with restart, ${P.workerKills} planned`);
+  if (f.workerKills.filter((k) => k.restartedAfterS !== null).length < P.workerKills)
+    out.push(`${f.workerKills.length} worker SIGKILLs with restart, ${P.workerKills} planned`);
   if (f.temporalKills.length < P.temporalKills) out.push(`${f.temporalKills.length} Temporal SIGKILLs, ${P.temporalKills} planned`);
   if (f.partitions.length < P.partitions) out.push(`${f.partitions.length} partitions, ${P.partitions} planned`);
   for (const o of f.partitions) {
@@ -399,7 +466,17 @@ function faultShortfall(ctx: ChaosCtx, r: CheckResult, args: Args, P: ReturnType
   return out;
 }
 
-function writeResults(file: string, r: CheckResult, ctx: ChaosCtx, args: Args, planned: number, d: Record<string, number>, P: ReturnType<typeof profile>, code: number, shortfall: string[]): void {
+function writeResults(
+  file: string,
+  r: CheckResult,
+  ctx: ChaosCtx,
+  args: Args,
+  planned: number,
+  d: Record<string, number>,
+  P: ReturnType<typeof profile>,
+  code: number,
+  shortfall: string[],
+): void {
   const f = ctx.faults;
   const rel = (ms: number) => Math.round((ms - ctx.t0) / 100) / 10;
   const doc = {
@@ -419,7 +496,10 @@ function writeResults(file: string, r: CheckResult, ctx: ChaosCtx, args: Args, p
       temporal_kills: f.temporalKills.length,
       partitions: f.partitions.length,
       forced_ghosts: Object.fromEntries(
-        ['orphaned', 'stale-heartbeat', 'overtime', 'dispatch-timeout'].map((rule) => [rule, f.forcedGhosts.filter((g) => g.rule === rule && g.ok).length]),
+        ['orphaned', 'stale-heartbeat', 'overtime', 'dispatch-timeout'].map((rule) => [
+          rule,
+          f.forcedGhosts.filter((g) => g.rule === rule && g.ok).length,
+        ]),
       ),
       node_offline_ghosts: (r.info.reaped_by_rule as Record<string, number>)['node-offline'] ?? 0,
       reaper_triggers: f.reaperTriggers.length,
@@ -427,20 +507,58 @@ function writeResults(file: string, r: CheckResult, ctx: ChaosCtx, args: Args, p
       cancels_too_late: f.cancels.filter((c) => c.outcome === 'too-late').length,
     },
     durations_s: Object.fromEntries(Object.entries(d).map(([k, v]) => [k, Math.round(v * 10) / 10])),
-    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? null, memory_mib: Math.round(os.totalmem() / 2 ** 20), node: process.version, platform: `${os.platform()} ${os.release()}`, loadavg_at_end: os.loadavg().map((x) => Math.round(x * 100) / 100) },
+    machine: {
+      cores: os.cpus().length,
+      cpu: os.cpus()[0]?.model ?? null,
+      memory_mib: Math.round(os.totalmem() / 2 ** 20),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      loadavg_at_end: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    },
     setup: { nodes: NODES, slots_per_node: SLOTS, config: CONFIG, profile: P },
     definitions: DEFINITIONS,
     details: r.details,
     info: r.info,
     fault_log: {
-      worker_kills: f.workerKills.map((k) => ({ at_s: rel(k.atMs), worker: k.worker, restarted_after_s: k.restartedAfterS === null ? null : Math.round(k.restartedAfterS * 10) / 10, error: k.error })),
-      recovery: f.recovery.map((x) => ({ at_s: rel(x.killAtMs), worker: x.worker, s: x.s === null ? null : Math.round(x.s * 10) / 10, per_task: x.perTask.map((p) => ({ ...p, s: Math.round(p.s * 10) / 10 })), note: x.note })),
-      temporal_kills: f.temporalKills.map((k) => ({ at_s: rel(k.atMs), down_s: Math.round(k.downS * 10) / 10, restart_s: Math.round(k.restartS * 10) / 10, direct_reap: k.directReap })),
-      partitions: f.partitions.map((o) => ({ node: o.node, from_s: rel(o.fromMs), to_s: o.toMs ? rel(o.toMs) : null, offline_at_s: o.offlineAtMs ? rel(o.offlineAtMs) : null, online_again_at_s: o.onlineAgainAtMs ? rel(o.onlineAgainAtMs) : null })),
-      forced_ghosts: f.forcedGhosts.map((g) => ({ rule: g.rule, task: g.task, at_s: rel(g.atMs), reaped_as: g.reapedAs, ok: g.ok, note: g.note })),
+      worker_kills: f.workerKills.map((k) => ({
+        at_s: rel(k.atMs),
+        worker: k.worker,
+        restarted_after_s: k.restartedAfterS === null ? null : Math.round(k.restartedAfterS * 10) / 10,
+        error: k.error,
+      })),
+      recovery: f.recovery.map((x) => ({
+        at_s: rel(x.killAtMs),
+        worker: x.worker,
+        s: x.s === null ? null : Math.round(x.s * 10) / 10,
+        per_task: x.perTask.map((p) => ({ ...p, s: Math.round(p.s * 10) / 10 })),
+        note: x.note,
+      })),
+      temporal_kills: f.temporalKills.map((k) => ({
+        at_s: rel(k.atMs),
+        down_s: Math.round(k.downS * 10) / 10,
+        restart_s: Math.round(k.restartS * 10) / 10,
+        direct_reap: k.directReap,
+      })),
+      partitions: f.partitions.map((o) => ({
+        node: o.node,
+        from_s: rel(o.fromMs),
+        to_s: o.toMs ? rel(o.toMs) : null,
+        offline_at_s: o.offlineAtMs ? rel(o.offlineAtMs) : null,
+        online_again_at_s: o.onlineAgainAtMs ? rel(o.onlineAgainAtMs) : null,
+      })),
+      forced_ghosts: f.forcedGhosts.map((g) => ({
+        rule: g.rule,
+        task: g.task,
+        at_s: rel(g.atMs),
+        reaped_as: g.reapedAs,
+        ok: g.ok,
+        note: g.note,
+      })),
       reaper_triggers: f.reaperTriggers.map((t) => ({ at_s: rel(t.atMs), how: t.how, code: t.code, summary: t.summary.slice(0, 300) })),
       cancels: f.cancels.map((c) => ({ at_s: rel(c.atMs), task: c.task, outcome: c.outcome, detail: c.detail })),
-      unexpected_worker_exits: ctx.workers.flatMap((w) => w.unexpectedExits.map((e) => ({ worker: w.name, at_s: rel(e.atMs), code: e.code, signal: e.signal }))),
+      unexpected_worker_exits: ctx.workers.flatMap((w) =>
+        w.unexpectedExits.map((e) => ({ worker: w.name, at_s: rel(e.atMs), code: e.code, signal: e.signal })),
+      ),
       notes: f.notes,
     },
   };

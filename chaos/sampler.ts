@@ -73,7 +73,10 @@ export class Sampler {
   maxLive = 0;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly dirPrefix: string, private readonly everyMs = 1000) {}
+  constructor(
+    private readonly dirPrefix: string,
+    private readonly everyMs = 1000,
+  ) {}
 
   start(): void {
     this.sample();
@@ -109,7 +112,8 @@ export class Sampler {
     }
     this.maxLive = Math.max(this.maxLive, byTask.size);
     for (const [task, m] of byTask) {
-      if (m.size > 1) this.doubleRuns.push({ task, atMs: now, attempts: [...m.keys()].sort((a, b) => a - b), pids: [...m.values()].flat() });
+      if (m.size > 1)
+        this.doubleRuns.push({ task, atMs: now, attempts: [...m.keys()].sort((a, b) => a - b), pids: [...m.values()].flat() });
     }
     return procs;
   }

@@ -2,13 +2,15 @@
  * Activities on the `dispatch-db` queue: the only code that writes dispatch.db. Only the worker on
  * the machine that holds the file polls this queue, so one process writes the database.
  */
+import { TaskStatus } from '../common/constants';
 import { log } from '@temporalio/activity';
+import { ActivityFailure } from '../common/failures';
 import { ApplicationFailure } from '@temporalio/common';
 import { UserError } from '../common/errors';
 import type { NodeRow, ProcessIdentity, TaskSpec } from '../common/types';
 import type { AllocationResult, AttemptOutcome, Store } from '../store/store';
 
-export interface Kicker {
+export interface AllocationTrigger {
   /** Ask for an allocation pass soon (a slot freed or a task arrived). */
   kick(): void;
   /** One allocation pass now; the others it assigns are signalled, `except` is not. */
@@ -26,13 +28,13 @@ export interface AssignmentView {
   token?: string;
 }
 
-export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
+export function createDbActivities(deps: { store: Store; allocator: AllocationTrigger }) {
   const { store, allocator } = deps;
   const view = (id: string): AssignmentView => {
     const r = store.getTask(id);
     const v: AssignmentView = { status: r?.status ?? null, node: r?.node ?? null, attempt: r?.attempts ?? 0, error: r?.error ?? null };
-    if (v.status === 'dispatched' && v.node) v.nodeRow = store.getNode(v.node) ?? undefined;
-    if (v.status === 'dispatched' && r?.attempt_token) v.token = r.attempt_token;
+    if (v.status === TaskStatus.dispatched && v.node) v.nodeRow = store.getNode(v.node) ?? undefined;
+    if (v.status === TaskStatus.dispatched && r?.attempt_token) v.token = r.attempt_token;
     return v;
   };
   return {
@@ -44,7 +46,7 @@ export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
         else allocator.kick();
         return { created, ...view(spec.id) };
       } catch (e) {
-        if (e instanceof UserError) throw ApplicationFailure.nonRetryable(e.message, 'InvalidSubmission');
+        if (e instanceof UserError) throw ApplicationFailure.nonRetryable(e.message, ActivityFailure.invalidSubmission);
         throw e;
       }
     },
@@ -56,7 +58,7 @@ export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
 
     async getNode(name: string): Promise<NodeRow> {
       const n = store.getNode(name);
-      if (!n) throw ApplicationFailure.nonRetryable(`node ${name} does not exist`, 'UnknownNode');
+      if (!n) throw ApplicationFailure.nonRetryable(`node ${name} does not exist`, ActivityFailure.unknownNode);
       return n;
     },
 
@@ -69,7 +71,12 @@ export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
       return { applied: store.recordHeartbeat(taskId, attempt).applied };
     },
 
-    async finishAttempt(taskId: string, attempt: number, outcome: AttemptOutcome, maxAttempts: number): Promise<{ applied: boolean; status: string | null; error: string | null }> {
+    async finishAttempt(
+      taskId: string,
+      attempt: number,
+      outcome: AttemptOutcome,
+      maxAttempts: number,
+    ): Promise<{ applied: boolean; status: string | null; error: string | null }> {
       const r = store.finishAttempt(taskId, attempt, outcome, maxAttempts);
       allocator.kick();
       if (r.applied) log.info('attempt finished', { task: taskId, attempt, status: r.status });
@@ -79,7 +86,7 @@ export function createDbActivities(deps: { store: Store; allocator: Kicker }) {
     /** attempt null: the task never launched (queued, or dispatched but not yet started). */
     async cancelTask(taskId: string, attempt: number | null, reason: string): Promise<{ applied: boolean; status: string | null }> {
       let r = store.cancel(taskId, attempt, reason);
-      if (!r.applied && attempt === null && r.row?.status === 'dispatched') {
+      if (!r.applied && attempt === null && r.row?.status === TaskStatus.dispatched) {
         // Dispatched but the workflow was cancelled before it launched: nothing runs, free the slot.
         r = store.cancel(taskId, r.row.attempts, reason);
       }

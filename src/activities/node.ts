@@ -3,6 +3,7 @@
  * number of workers on any machine can run them.
  */
 import { Context, log } from '@temporalio/activity';
+import { ActivityFailure } from '../common/failures';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { NodeConfigError, NodeUnreachableError } from '../common/errors';
 import type { NodeRow, ProcessIdentity } from '../common/types';
@@ -49,8 +50,8 @@ export function attemptDir(node: NodeRow, taskId: string, attempt: number): stri
 
 function nodeFailure(e: unknown): never {
   // A wrong host key or unreadable key file will not fix itself: fail now, do not retry for minutes.
-  if (e instanceof NodeConfigError) throw ApplicationFailure.nonRetryable(e.message, 'NodeConfig');
-  if (e instanceof NodeUnreachableError) throw ApplicationFailure.retryable(e.message, 'NodeUnreachable');
+  if (e instanceof NodeConfigError) throw ApplicationFailure.nonRetryable(e.message, ActivityFailure.nodeConfig);
+  if (e instanceof NodeUnreachableError) throw ApplicationFailure.retryable(e.message, ActivityFailure.nodeUnreachable);
   throw e;
 }
 
@@ -76,25 +77,47 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
       }
       const kv = parseKv(out.stdout);
       if (kv.has('error') || out.code !== 0) {
-        throw ApplicationFailure.nonRetryable(`launch on ${input.node.name} failed: ${kv.get('error') ?? out.stderr.trim().slice(0, 500)}`, 'LaunchFailed');
+        throw ApplicationFailure.nonRetryable(
+          `launch on ${input.node.name} failed: ${kv.get('error') ?? out.stderr.trim().slice(0, 500)}`,
+          ActivityFailure.launchFailed,
+        );
       }
       const st = parseWrapperStatus(kv.get('status') ?? '');
-      if (!st) throw ApplicationFailure.nonRetryable(`launch on ${input.node.name}: unreadable status.json`, 'LaunchFailed');
+      if (!st) throw ApplicationFailure.nonRetryable(`launch on ${input.node.name}: unreadable status.json`, ActivityFailure.launchFailed);
       // The directory the wrapper really used: the planned one, or its token-named sibling when the
       // planned name holds an earlier life's attempt.
       const dir = kv.get('dir') ?? planned;
       if (dir !== planned && !dir.startsWith(`${planned}.`)) {
-        throw ApplicationFailure.nonRetryable(`launch on ${input.node.name}: unexpected attempt directory ${JSON.stringify(dir)}`, 'LaunchFailed');
+        throw ApplicationFailure.nonRetryable(
+          `launch on ${input.node.name}: unexpected attempt directory ${JSON.stringify(dir)}`,
+          ActivityFailure.launchFailed,
+        );
       }
       if (token && st.token !== token) {
-        throw ApplicationFailure.nonRetryable(`launch on ${input.node.name}: ${dir}/status.json does not hold this attempt's token`, 'LaunchFailed');
+        throw ApplicationFailure.nonRetryable(
+          `launch on ${input.node.name}: ${dir}/status.json does not hold this attempt's token`,
+          ActivityFailure.launchFailed,
+        );
       }
       if (kv.has('untrusted')) {
-        log.info('attempt directory of an earlier life left in place', { task: input.taskId, attempt: input.attempt, node: input.node.name, dir: kv.get('untrusted') });
+        log.info('attempt directory of an earlier life left in place', {
+          task: input.taskId,
+          attempt: input.attempt,
+          node: input.node.name,
+          dir: kv.get('untrusted'),
+        });
       }
       const reused = /^existing$/m.test(out.stdout);
       log.info('launched', { task: input.taskId, attempt: input.attempt, node: input.node.name, pid: st.pid, reused });
-      const identity: ProcessIdentity = { node: input.node.name, pid: st.pid, starttime: st.starttime, bootId: st.bootId, dir, taskId: input.taskId, attempt: input.attempt };
+      const identity: ProcessIdentity = {
+        node: input.node.name,
+        pid: st.pid,
+        starttime: st.starttime,
+        bootId: st.bootId,
+        dir,
+        taskId: input.taskId,
+        attempt: input.attempt,
+      };
       if (token) identity.token = token;
       return identity;
     },
@@ -145,8 +168,13 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
         nodeFailure(e);
       }
       const rep = parseKillOutput(out.stdout).find((r) => r.pid === id.pid);
-      if (!rep) throw ApplicationFailure.retryable(`kill on ${input.node.name} printed no result: ${out.stderr.slice(0, 300)}`, 'KillFailed');
-      if (rep.outcome === 'still-alive') throw ApplicationFailure.retryable(`pid ${id.pid} on ${input.node.name} survived SIGKILL`, 'KillFailed');
+      if (!rep)
+        throw ApplicationFailure.retryable(
+          `kill on ${input.node.name} printed no result: ${out.stderr.slice(0, 300)}`,
+          ActivityFailure.killFailed,
+        );
+      if (rep.outcome === 'still-alive')
+        throw ApplicationFailure.retryable(`pid ${id.pid} on ${input.node.name} survived SIGKILL`, ActivityFailure.killFailed);
       log.info('kill', { task: id.taskId, attempt: id.attempt, node: input.node.name, pid: id.pid, outcome: rep.outcome });
       return rep;
     },

@@ -2,6 +2,7 @@
  * Activities of the scheduled sweeps. Database ones run on `dispatch-db` (the one writer); node
  * and Temporal ones on `dispatch`.
  */
+import { EventKind, TaskStatus } from '../common/constants';
 import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { spawn } from 'node:child_process';
@@ -10,26 +11,33 @@ import { signalBlocked, startTask } from '../client/tasks';
 import type { NodeRow } from '../common/types';
 import type { DispatchConfig } from '../config/config';
 import { findCycles, LONG_RUNNING_S } from '../reaper/guardian';
-import { cleanupStaleProcesses, OFFLINE_AFTER_MISSES, probeNodes, pruneAttemptDirs, type CleanupResult, type ProbeResult } from '../reaper/nodes';
+import {
+  cleanupStaleProcesses,
+  OFFLINE_AFTER_MISSES,
+  probeNodes,
+  pruneAttemptDirs,
+  type CleanupResult,
+  type ProbeResult,
+} from '../reaper/nodes';
 import { parseTime } from '../reaper/rules';
 import type { SweepOverrides } from '../reaper/options';
 import { applyStep, planStep, postWebhook, type SweepDbDeps } from '../reaper/steps';
-import { killGhosts, type KillNote, type SweepPlan, type SweepReport } from '../reaper/sweep';
+import { killGhosts, type GhostKill, type SweepPlan, type SweepReport } from '../reaper/sweep';
 import { stopGhostWorkflows } from '../reaper/temporal';
 import { parseSpecText } from '../spec/spec';
 import { shq } from '../shell/quote';
 import type { ShellPool } from '../shell/pool';
 import type { Store } from '../store/store';
-import type { Kicker } from './db';
+import type { AllocationTrigger } from './db';
 
-export function createReaperDbActivities(deps: { store: Store; client: Client; config: DispatchConfig; allocator: Kicker }) {
+export function createReaperDbActivities(deps: { store: Store; client: Client; config: DispatchConfig; allocator: AllocationTrigger }) {
   const { store, client, config } = deps;
   const sweepDeps: SweepDbDeps = { store, client, config, log: (line) => log.info(line), afterApply: () => deps.allocator.kick() };
   return {
     async reaperPlan(o: SweepOverrides): Promise<SweepPlan> {
       return planStep(sweepDeps, o);
     },
-    async reaperApply(plan: SweepPlan, kills: Record<string, KillNote>): Promise<SweepReport> {
+    async reaperApply(plan: SweepPlan, kills: Record<string, GhostKill>): Promise<SweepReport> {
       return applyStep(sweepDeps, plan, kills);
     },
     async listNodes(): Promise<NodeRow[]> {
@@ -54,12 +62,17 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
       const n = store.getNode(name);
       if (n?.status !== 'offline' || !cleanup.clean) return false;
       store.setNodeStatus(name, 'online');
-      store.event(null, null, 'node_online', cleanup);
+      store.event(null, null, EventKind.nodeOnline, cleanup);
       log.info(`node ${name} is back online after killing ${cleanup.killed.length} leftover processes`);
       deps.allocator.kick();
       return true;
     },
-    async guardianScan(): Promise<{ blocked: { taskId: string; reason: string }[]; cycles: string[][]; long_running: { id: string; node: string | null; hours: number }[]; timestamp: string }> {
+    async guardianScan(): Promise<{
+      blocked: { taskId: string; reason: string }[];
+      cycles: string[][];
+      long_running: { id: string; node: string | null; hours: number }[];
+      timestamp: string;
+    }> {
       const blocked = store.blockFailedDependencies();
       for (const b of blocked) {
         await signalBlocked(client, b.taskId, b.reason).catch(() => undefined);
@@ -67,7 +80,7 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
       const cycles = findCycles(store.queuedDependencies());
       const now = Date.now();
       const long_running = store
-        .listTasks({ status: 'running' })
+        .listTasks({ status: TaskStatus.running })
         .filter((t) => {
           const started = parseTime(t.started_at);
           const hb = parseTime(t.last_heartbeat);
@@ -77,20 +90,30 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
       const report = { blocked, cycles, long_running, timestamp: new Date(now).toISOString() };
       if (blocked.length || cycles.length || long_running.length) {
         store.recordReaperRun('guardian', report);
-        log.info(`guardian: ${blocked.length} blocked, ${cycles.length} dependency cycles, ${long_running.length} running > 4h (still heartbeating; not killed)`);
+        log.info(
+          `guardian: ${blocked.length} blocked, ${cycles.length} dependency cycles, ${long_running.length} running > 4h (still heartbeating; not killed)`,
+        );
       }
       return report;
     },
     /** Online nodes with their current attempts, and the cutoff before which attempt dirs are removed. */
     async retentionTargets(): Promise<{ nodes: { node: NodeRow; current: string[] }[]; cutoffEpochS: number }> {
       const current = store.allCurrentAttempts();
-      const nodes = store.listNodes().filter((n) => n.status === 'online').map((n) => ({ node: n, current }));
+      const nodes = store
+        .listNodes()
+        .filter((n) => n.status === 'online')
+        .map((n) => ({ node: n, current }));
       return { nodes, cutoffEpochS: Math.floor(Date.now() / 1000 - config.retention) };
     },
     async recordPrune(results: { node: string; removed: string[]; error: string | null }[]): Promise<void> {
       const removed = results.reduce((a, r) => a + r.removed.length, 0);
       if (removed) {
-        store.event(null, null, 'attempt_dirs_pruned', results.map((r) => ({ node: r.node, removed: r.removed.length, error: r.error })));
+        store.event(
+          null,
+          null,
+          EventKind.attemptDirsPruned,
+          results.map((r) => ({ node: r.node, removed: r.removed.length, error: r.error })),
+        );
         log.info(`guardian: removed ${removed} attempt directories past retention`);
       }
       for (const r of results) if (r.error) log.warn(`guardian: pruning on ${r.node} failed: ${r.error}`);
@@ -110,7 +133,10 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
           out.errors.push(`${project}: factory command exited ${r.code}: ${r.stderr.trim().slice(0, 300)}`);
           continue;
         }
-        for (const line of r.stdout.split('\n').map((l) => l.trim()).filter(Boolean)) {
+        for (const line of r.stdout
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)) {
           if (!existsSync(line)) continue;
           try {
             const spec = parseSpecText(readFileSync(line, 'utf8'), line, { maxRuntimeS: config.max_runtime, executors: config.executors });
@@ -152,7 +178,7 @@ export function createReaperNodeActivities(deps: { pool: ShellPool; client: Clie
     async reaperStopWorkflows(plan: SweepPlan): Promise<Record<string, string>> {
       return stopGhostWorkflows(deps.client, plan);
     },
-    async reaperKill(plan: SweepPlan): Promise<Record<string, KillNote>> {
+    async reaperKill(plan: SweepPlan): Promise<Record<string, GhostKill>> {
       return killGhosts(deps.pool, plan);
     },
     async notify(url: string, report: SweepReport): Promise<void> {
@@ -161,7 +187,11 @@ export function createReaperNodeActivities(deps: { pool: ShellPool; client: Clie
     async probeNodes(nodes: NodeRow[]): Promise<ProbeResult[]> {
       return probeNodes(deps.pool, nodes);
     },
-    async pruneRuns(node: NodeRow, current: string[], cutoffEpochS: number): Promise<{ node: string; removed: string[]; error: string | null }> {
+    async pruneRuns(
+      node: NodeRow,
+      current: string[],
+      cutoffEpochS: number,
+    ): Promise<{ node: string; removed: string[]; error: string | null }> {
       return pruneAttemptDirs(deps.pool, node, current, cutoffEpochS);
     },
     async cleanupNode(node: NodeRow, current: string[], graceS: number): Promise<CleanupResult> {

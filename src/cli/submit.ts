@@ -35,7 +35,8 @@ export function specsFromArgs(files: string[], flags: SubmitFlags, cfg: Dispatch
       return parseSpecText(text, f, defaults);
     });
   }
-  if (!flags.id || !flags.command) throw new UserError('submit needs --id and --command, or one or more spec files (see dispatch submit --help)');
+  if (!flags.id || !flags.command)
+    throw new UserError('submit needs --id and --command, or one or more spec files (see dispatch submit --help)');
   if (flags.maxRuntime !== undefined) parseDurationSeconds(flags.maxRuntime, '--max-runtime');
   return [
     buildTaskSpec(

@@ -4,7 +4,7 @@
  * factory, the reaper and the allocator, so that each of these exists once.
  */
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowStartOptions } from '@temporalio/client';
-import { TASK_QUEUE, taskWorkflowId } from '../common/constants';
+import { TASK_QUEUE, TaskStatus, taskWorkflowId } from '../common/constants';
 import { UserError } from '../common/errors';
 import { TaskNodeKey, TaskPriorityKey, TaskProjectKey, TaskStatusKey } from '../common/search-attributes';
 import type { Assignment, TaskRow, TaskSpec, TaskWorkflowInput } from '../common/types';
@@ -56,7 +56,10 @@ export function taskInputFromRow(row: TaskRow, specBody: string | null, cfg: Dis
 }
 
 /** The one place the start options of a task workflow are built. */
-function startOptions(input: TaskWorkflowInput, reuse: WorkflowStartOptions['workflowIdReusePolicy']): WorkflowStartOptions<typeof taskWorkflow> {
+function startOptions(
+  input: TaskWorkflowInput,
+  reuse: WorkflowStartOptions['workflowIdReusePolicy'],
+): WorkflowStartOptions<typeof taskWorkflow> {
   const { spec } = input;
   return {
     workflowId: taskWorkflowId(spec.id),
@@ -67,7 +70,7 @@ function startOptions(input: TaskWorkflowInput, reuse: WorkflowStartOptions['wor
     typedSearchAttributes: [
       { key: TaskProjectKey, value: spec.project },
       { key: TaskPriorityKey, value: spec.priority },
-      { key: TaskStatusKey, value: 'queued' },
+      { key: TaskStatusKey, value: TaskStatus.queued },
       { key: TaskNodeKey, value: spec.node ?? '' },
     ],
   };

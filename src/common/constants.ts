@@ -18,6 +18,28 @@ export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];
 export const FINAL_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled', 'blocked'];
 export const ACTIVE_STATUSES: readonly TaskStatus[] = ['dispatched', 'running'];
 
+/** Kinds of rows in the events table: what happened to a task or a node, in order. */
+export const EventKind = {
+  submitted: 'submitted',
+  dispatched: 'dispatched',
+  running: 'running',
+  requeued: 'requeued',
+  completed: 'completed',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  blocked: 'blocked',
+  /** A late write from an old attempt, refused by the fence on (id, attempt, status). */
+  fenceRefused: 'fence_refused',
+  reaped: 'reaped',
+  reapedRequeued: 'reaped_requeued',
+  reapSkipped: 'reap_skipped',
+  slotDriftFixed: 'slot_drift_fixed',
+  nodeOffline: 'node_offline',
+  nodeOnline: 'node_online',
+  attemptDirsPruned: 'attempt_dirs_pruned',
+} as const;
+export type EventKind = (typeof EventKind)[keyof typeof EventKind];
+
 export const NodeStatus = { online: 'online', drained: 'drained', offline: 'offline' } as const;
 export type NodeStatus = (typeof NodeStatus)[keyof typeof NodeStatus];
 

@@ -10,7 +10,10 @@ export class UserError extends Error {
 export class TemporalUnavailableError extends UserError {
   override readonly name = 'TemporalUnavailableError';
   /** `detail` follows the address verbatim, e.g. `: connection refused`. */
-  constructor(readonly address: string, detail: string) {
+  constructor(
+    readonly address: string,
+    detail: string,
+  ) {
     super(`cannot reach Temporal at ${address}${detail}`);
   }
 }
@@ -26,7 +29,10 @@ export class InvalidTaskIdError extends UserError {
 /** Thrown when a spec file or submit flags do not describe a valid task. */
 export class SpecError extends UserError {
   override readonly name = 'SpecError';
-  constructor(readonly source: string, message: string) {
+  constructor(
+    readonly source: string,
+    message: string,
+  ) {
     super(`${source}: ${message}`);
   }
 }
@@ -34,7 +40,10 @@ export class SpecError extends UserError {
 /** Thrown when the config file or an environment override is invalid; names the key. */
 export class ConfigError extends UserError {
   override readonly name = 'ConfigError';
-  constructor(readonly key: string, message: string) {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
     super(`config: ${key}: ${message}`);
   }
 }
@@ -42,7 +51,10 @@ export class ConfigError extends UserError {
 /** Thrown when a node cannot be reached or refuses a command. */
 export class NodeUnreachableError extends Error {
   override readonly name: string = 'NodeUnreachableError';
-  constructor(readonly node: string, message: string) {
+  constructor(
+    readonly node: string,
+    message: string,
+  ) {
     super(`node ${node}: ${message}`);
   }
 }

@@ -124,10 +124,12 @@ function check(key: string, kind: Kind, v: unknown): unknown {
       if (typeof v !== 'boolean') throw new ConfigError(key, `expected true or false, got ${JSON.stringify(v)}`);
       return v;
     case 'posnum':
-      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(key, `expected a positive number, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+        throw new ConfigError(key, `expected a positive number, got ${JSON.stringify(v)}`);
       return v;
     case 'posint':
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new ConfigError(key, `expected a positive integer, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+        throw new ConfigError(key, `expected a positive integer, got ${JSON.stringify(v)}`);
       return v;
     case 'duration':
       try {
@@ -143,21 +145,26 @@ function check(key: string, kind: Kind, v: unknown): unknown {
       if (v !== 'fail' && v !== 'requeue') throw new ConfigError(key, `expected "fail" or "requeue", got ${JSON.stringify(v)}`);
       return v;
     case 'executors': {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, 'expected an object of name -> command template');
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw new ConfigError(key, 'expected an object of name -> command template');
       for (const [name, tpl] of Object.entries(v)) {
         if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new ConfigError(`${key}.${name}`, 'invalid executor name');
-        if (typeof tpl !== 'string' || tpl.trim() === '' || tpl.includes('\0')) throw new ConfigError(`${key}.${name}`, 'expected a non-empty command template string');
+        if (typeof tpl !== 'string' || tpl.trim() === '' || tpl.includes('\0'))
+          throw new ConfigError(`${key}.${name}`, 'expected a non-empty command template string');
       }
       return { ...(v as Record<string, string>) };
     }
     case 'factory': {
       if (v === null) return null;
-      if (typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(key, 'expected an object {command, min_pending, interval} or null');
+      if (typeof v !== 'object' || Array.isArray(v))
+        throw new ConfigError(key, 'expected an object {command, min_pending, interval} or null');
       const f = v as Record<string, unknown>;
-      for (const k of Object.keys(f)) if (!['command', 'min_pending', 'interval'].includes(k)) throw new ConfigError(`${key}.${k}`, 'unknown key');
+      for (const k of Object.keys(f))
+        if (!['command', 'min_pending', 'interval'].includes(k)) throw new ConfigError(`${key}.${k}`, 'unknown key');
       if (typeof f.command !== 'string' || f.command.trim() === '') throw new ConfigError(`${key}.command`, 'expected a command string');
       const min = f.min_pending ?? 1;
-      if (typeof min !== 'number' || !Number.isSafeInteger(min) || min < 0) throw new ConfigError(`${key}.min_pending`, 'expected an integer >= 0');
+      if (typeof min !== 'number' || !Number.isSafeInteger(min) || min < 0)
+        throw new ConfigError(`${key}.min_pending`, 'expected an integer >= 0');
       const interval = check(`${key}.interval`, 'duration', f.interval ?? 60) as number;
       return { command: f.command, min_pending: min, interval };
     }
@@ -190,7 +197,10 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
   if (out.stale_s <= out.heartbeat_record_interval + out.lease_s) {
     // A live task refreshes last_heartbeat only every heartbeat_record_interval: a shorter stale
     // limit would make every live task look stale.
-    throw new ConfigError('stale_s', `must be longer than heartbeat_record_interval + lease_s (${out.heartbeat_record_interval + out.lease_s}s), got ${out.stale_s}s`);
+    throw new ConfigError(
+      'stale_s',
+      `must be longer than heartbeat_record_interval + lease_s (${out.heartbeat_record_interval + out.lease_s}s), got ${out.stale_s}s`,
+    );
   }
   if (out.max_cached_workflows < 10) throw new ConfigError('max_cached_workflows', `must be at least 10, got ${out.max_cached_workflows}`);
   return out;

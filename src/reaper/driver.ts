@@ -6,14 +6,14 @@
  * only types.
  */
 import type { SweepOverrides } from './options';
-import type { KillNote, SweepPlan, SweepReport } from './sweep';
+import type { GhostKill, SweepPlan, SweepReport } from './sweep';
 
 export interface SweepSteps {
   plan(overrides: SweepOverrides): Promise<SweepPlan>;
   /** Signal `reap` and cancel (or terminate) the open workflows of the plan's ghosts. */
   stopWorkflows(plan: SweepPlan): Promise<Record<string, string>>;
-  kill(plan: SweepPlan): Promise<Record<string, KillNote>>;
-  apply(plan: SweepPlan, kills: Record<string, KillNote>): Promise<SweepReport>;
+  kill(plan: SweepPlan): Promise<Record<string, GhostKill>>;
+  apply(plan: SweepPlan, kills: Record<string, GhostKill>): Promise<SweepReport>;
   notify(url: string, report: SweepReport): Promise<void>;
 }
 

@@ -6,7 +6,15 @@
 import type { NodeRow } from '../common/types';
 import { attemptKey, isAttemptToken, isSignallablePid, isStartTime } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
-import { ATTEMPT_DIR_RE, killCommand, listTaskProcsCommand, pingCommand, pruneListCommand, pruneRemoveCommand, workDirOf } from '../shell/scripts';
+import {
+  ATTEMPT_DIR_RE,
+  killCommand,
+  listTaskProcsCommand,
+  pingCommand,
+  pruneListCommand,
+  pruneRemoveCommand,
+  workDirOf,
+} from '../shell/scripts';
 import { parseKillOutput } from '../shell/status';
 
 /** Misses in a row before a node is declared offline. */
@@ -27,7 +35,8 @@ export async function probeNodes(pool: ShellPool, nodes: NodeRow[], timeoutMs = 
         // while it was down) must not be counted as missing once its sshd answers again.
         const r = await pool.get(n).exec(pingCommand(), { timeoutMs, fresh: true });
         const m = /^pong ([0-9a-f-]{36})$/m.exec(r.stdout);
-        if (!m) return { name: n.name, ok: false, bootId: null, error: `unexpected answer: ${r.stdout.slice(0, 100)}${r.stderr.slice(0, 100)}` };
+        if (!m)
+          return { name: n.name, ok: false, bootId: null, error: `unexpected answer: ${r.stdout.slice(0, 100)}${r.stderr.slice(0, 100)}` };
         return { name: n.name, ok: true, bootId: m[1]!, error: null };
       } catch (e) {
         return { name: n.name, ok: false, bootId: null, error: (e as Error).message };
@@ -57,7 +66,15 @@ export function parseTaskProcs(out: string): { procs: TaskProc[]; bootId: string
     const pid = Number(p[1]);
     const pgrp = Number(p[3]);
     if (!isSignallablePid(pid) || !Number.isSafeInteger(pgrp) || !isStartTime(p[4]) || !/^[0-9]+$/.test(p[6]!)) continue;
-    procs.push({ pid, state: p[2]!, pgrp, starttime: p[4]!, task: p[5]!, attempt: Number(p[6]), token: isAttemptToken(p[7]) ? p[7] : null });
+    procs.push({
+      pid,
+      state: p[2]!,
+      pgrp,
+      starttime: p[4]!,
+      task: p[5]!,
+      attempt: Number(p[6]),
+      token: isAttemptToken(p[7]) ? p[7] : null,
+    });
   }
   return { procs, bootId };
 }
@@ -86,7 +103,8 @@ export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, curr
     const { procs, bootId } = parseTaskProcs(out.stdout);
     const live = procs.filter((p) => p.state !== 'Z');
     const stale = live.filter((p) => !cur.has(attemptKey(p.task, p.attempt, p.token)));
-    if (stale.length === 0 || !bootId) return { node: node.name, found: stale.length, killed: [], clean: stale.length === 0, error: bootId ? null : 'no boot id' };
+    if (stale.length === 0 || !bootId)
+      return { node: node.name, found: stale.length, killed: [], clean: stale.length === 0, error: bootId ? null : 'no boot id' };
     const targets = stale.map((p) => ({ pid: p.pid, starttime: p.starttime }));
     const k = await shell.exec(killCommand(bootId, graceS, targets), { timeoutMs: (graceS + 30) * 1000 });
     const res = new Map(parseKillOutput(k.stdout).map((r) => [r.pid, r.outcome]));
@@ -102,7 +120,12 @@ export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, curr
  * Removes attempt directories older than the retention cutoff, except the attempts the books say
  * are current (by attemptKey: the directory's token file must match the row's token).
  */
-export async function pruneAttemptDirs(pool: ShellPool, node: NodeRow, current: string[], cutoffEpochS: number): Promise<{ node: string; removed: string[]; error: string | null }> {
+export async function pruneAttemptDirs(
+  pool: ShellPool,
+  node: NodeRow,
+  current: string[],
+  cutoffEpochS: number,
+): Promise<{ node: string; removed: string[]; error: string | null }> {
   const workDir = workDirOf(node);
   const cur = new Set(current);
   try {

@@ -2,6 +2,7 @@
  * Ghost rules: pure decisions over a row snapshot, given `now`. A rule names why a row is a ghost;
  * null means leave it alone. No I/O here, so every rule is testable without a server.
  */
+import { TaskStatus } from '../common/constants';
 import type { TaskRow } from '../common/types';
 
 export const GhostRule = {
@@ -13,7 +14,7 @@ export const GhostRule = {
 } as const;
 export type GhostRule = (typeof GhostRule)[keyof typeof GhostRule];
 
-/** Dispatched but not running after this long is a ghost (seed 003). */
+/** Dispatched but not running after this long is a ghost. */
 export const DISPATCH_TIMEOUT_S = 300;
 
 /** What Temporal says about the row's workflow; `unknown` when it could not be asked (--direct). */
@@ -44,11 +45,15 @@ export function isLegacyRow(row: TaskRow): boolean {
 
 /** Age of the current state: started_at for running, dispatched_at for dispatched, then updated_at. */
 function since(row: TaskRow): number | null {
-  return parseTime(row.status === 'running' ? row.started_at : row.dispatched_at) ?? parseTime(row.updated_at) ?? parseTime(row.started_at);
+  return (
+    parseTime(row.status === TaskStatus.running ? row.started_at : row.dispatched_at) ??
+    parseTime(row.updated_at) ??
+    parseTime(row.started_at)
+  );
 }
 
 export function decideGhost(row: TaskRow, ctx: RuleContext): GhostRule | null {
-  if (row.status !== 'running' && row.status !== 'dispatched') return null;
+  if (row.status !== TaskStatus.running && row.status !== TaskStatus.dispatched) return null;
   const startedMs = since(row);
   const ageS = startedMs === null ? null : (ctx.nowMs - startedMs) / 1000;
   const thresholdS = ctx.thresholdHours * 3600;
@@ -64,13 +69,13 @@ export function decideGhost(row: TaskRow, ctx: RuleContext): GhostRule | null {
   const quietS = updatedMs === null ? Infinity : (ctx.nowMs - updatedMs) / 1000;
   if ((ctx.workflow === 'closed' || ctx.workflow === 'missing') && quietS > graceS) return GhostRule.orphaned;
   if (ctx.nodeStatus === 'offline') return GhostRule.nodeOffline;
-  if (row.status === 'running') {
+  if (row.status === TaskStatus.running) {
     const hb = parseTime(row.last_heartbeat) ?? startedMs;
     if (hb !== null && (ctx.nowMs - hb) / 1000 > ctx.staleS) return GhostRule.staleHeartbeat;
     const cap = row.max_runtime_s ?? 0;
     const covered = cap > thresholdS && ageS !== null && ageS < cap;
     if (ageS !== null && ageS > thresholdS && !covered) return GhostRule.overtime;
   }
-  if (row.status === 'dispatched' && ageS !== null && ageS > DISPATCH_TIMEOUT_S) return GhostRule.dispatchTimeout;
+  if (row.status === TaskStatus.dispatched && ageS !== null && ageS > DISPATCH_TIMEOUT_S) return GhostRule.dispatchTimeout;
   return null;
 }

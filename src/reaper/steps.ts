@@ -10,7 +10,7 @@ import type { ShellPool } from '../shell/pool';
 import type { Store } from '../store/store';
 import { driveSweep, summarize, type SweepSteps } from './driver';
 import { sweepOptions, type SweepOverrides } from './options';
-import { applySweep, killGhosts, planSweep, type KillNote, type SweepPlan, type SweepReport } from './sweep';
+import { applySweep, killGhosts, planSweep, type GhostKill, type SweepPlan, type SweepReport } from './sweep';
 import { stopGhostWorkflows, temporalInspector } from './temporal';
 
 export interface SweepDbDeps {
@@ -29,7 +29,7 @@ export function planStep(deps: SweepDbDeps, overrides: SweepOverrides): Promise<
 }
 
 /** Books the batch, restarts the workflows of requeued tasks, and logs a line when it did something. */
-export async function applyStep(deps: SweepDbDeps, plan: SweepPlan, kills: Record<string, KillNote>): Promise<SweepReport> {
+export async function applyStep(deps: SweepDbDeps, plan: SweepPlan, kills: Record<string, GhostKill>): Promise<SweepReport> {
   const report = applySweep(deps.store, plan, kills);
   if (deps.client) await restartRequeued(deps, report.requeued);
   deps.afterApply?.();
@@ -64,7 +64,12 @@ function redact(url: string): string {
 export async function postWebhook(url: string, report: unknown, log: (line: string) => void = (l) => console.warn(l)): Promise<void> {
   try {
     const body = JSON.stringify(report);
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) });
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
     if (!r.ok) log(`[dispatch] webhook ${redact(url)} answered ${r.status}`);
   } catch (e) {
     log(`[dispatch] webhook ${redact(url)} failed: ${(e as Error).message}`);

@@ -3,7 +3,8 @@
  * as activities and `dispatch reap --direct` / worker start-up can run them in-process:
  *   plan (db, read only) -> stop workflows (Temporal) -> kill (nodes, batched) -> apply (db, fenced).
  */
-import type { NodeRow, TaskRow } from '../common/types';
+import { TaskStatus } from '../common/constants';
+import type { NodeRow } from '../common/types';
 import { isBootId, isStartTime, parsePid } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
 import { identifyWithBootCommand, killCommand } from '../shell/scripts';
@@ -47,7 +48,7 @@ export interface SweepPlan {
   ghosts: GhostPlan[];
 }
 
-export interface KillNote {
+export interface GhostKill {
   /** killed-term, killed-kill, already-gone, not-ours, rebooted, still-alive, not-signalled, unreachable */
   outcome: string;
   note?: string;
@@ -78,13 +79,22 @@ export async function planSweep(store: Store, o: SweepOptions, inspect: Inspect 
   const ghosts: GhostPlan[] = [];
   for (const row of rows) {
     if (ghosts.length >= o.batch) break;
-    const node = row.node ? nodes.get(row.node) ?? null : null;
-    const workflow: WorkflowState = row.workflow_id ? states.get(row.workflow_id) ?? 'unknown' : 'missing';
-    const rule = decideGhost(row, { nowMs, thresholdHours: o.thresholdHours, staleS: o.staleS, leaseS: o.leaseS, workflow, nodeStatus: node?.status ?? null });
+    const node = row.node ? (nodes.get(row.node) ?? null) : null;
+    const workflow: WorkflowState = row.workflow_id ? (states.get(row.workflow_id) ?? 'unknown') : 'missing';
+    const rule = decideGhost(row, {
+      nowMs,
+      thresholdHours: o.thresholdHours,
+      staleS: o.staleS,
+      leaseS: o.leaseS,
+      workflow,
+      nodeStatus: node?.status ?? null,
+    });
     if (!rule) continue;
     const pid = parsePid(row.pid);
     const identity =
-      pid !== null && isStartTime(row.proc_starttime) && isBootId(row.boot_id) ? { pid, starttime: row.proc_starttime, bootId: row.boot_id } : null;
+      pid !== null && isStartTime(row.proc_starttime) && isBootId(row.boot_id)
+        ? { pid, starttime: row.proc_starttime, bootId: row.boot_id }
+        : null;
     ghosts.push({
       id: row.id,
       rule,
@@ -104,13 +114,16 @@ export async function planSweep(store: Store, o: SweepOptions, inspect: Inspect 
  * Phase 3: kill, batched per node: at most one identify and one kill command per node, whatever
  * the number of ghosts on it. Only proven processes are signalled.
  */
-export async function killGhosts(pool: ShellPool, plan: SweepPlan): Promise<Record<string, KillNote>> {
-  const notes: Record<string, KillNote> = {};
+export async function killGhosts(pool: ShellPool, plan: SweepPlan): Promise<Record<string, GhostKill>> {
+  const notes: Record<string, GhostKill> = {};
   const o = plan.options;
   const byNode = new Map<string, GhostPlan[]>();
   for (const g of plan.ghosts) {
     if (!g.node || g.pid === null) {
-      notes[g.id] = { outcome: 'not-signalled', note: g.pid === null ? 'no valid pid recorded (a pid must be an integer > 1)' : 'no node recorded' };
+      notes[g.id] = {
+        outcome: 'not-signalled',
+        note: g.pid === null ? 'no valid pid recorded (a pid must be an integer > 1)' : 'no node recorded',
+      };
       continue;
     }
     if (!o.autoKill) {
@@ -133,7 +146,8 @@ export async function killGhosts(pool: ShellPool, plan: SweepPlan): Promise<Reco
         // Legacy rows: prove the pid names the task before using its start time as identity.
         const legacy = ghosts.filter((g) => !g.identity);
         const targets = new Map<string, { id: string; pid: number; starttime: string }[]>();
-        const add = (boot: string, t: { id: string; pid: number; starttime: string }) => targets.set(boot, [...(targets.get(boot) ?? []), t]);
+        const add = (boot: string, t: { id: string; pid: number; starttime: string }) =>
+          targets.set(boot, [...(targets.get(boot) ?? []), t]);
         let boot: string | null = null;
         if (legacy.length) {
           const out = await shell.exec(identifyWithBootCommand(legacy.map((g) => g.pid!)), { timeoutMs: 30_000 });
@@ -143,7 +157,11 @@ export async function killGhosts(pool: ShellPool, plan: SweepPlan): Promise<Reco
             const id = idents.get(g.pid!);
             if (!id) notes[g.id] = { outcome: 'unknown', note: `the node gave no identify answer for pid ${g.pid}` };
             else if (id.gone) notes[g.id] = { outcome: 'already-gone' };
-            else if (!processNamesTask(id, g.id)) notes[g.id] = { outcome: 'not-signalled', note: `pid ${g.pid} is alive but neither its command line nor its environment names ${g.id}` };
+            else if (!processNamesTask(id, g.id))
+              notes[g.id] = {
+                outcome: 'not-signalled',
+                note: `pid ${g.pid} is alive but neither its command line nor its environment names ${g.id}`,
+              };
             else if (boot && id.starttime) add(boot, { id: g.id, pid: g.pid!, starttime: id.starttime });
           }
         }
@@ -155,7 +173,8 @@ export async function killGhosts(pool: ShellPool, plan: SweepPlan): Promise<Reco
           }
           const out = await shell.exec(killCommand(bootId, o.killGraceS, ts), { timeoutMs: (o.killGraceS + 30) * 1000 });
           const res = new Map(parseKillOutput(out.stdout).map((r) => [r.pid, r.outcome]));
-          for (const t of ts) notes[t.id] = { outcome: res.get(t.pid) ?? 'unknown', note: res.has(t.pid) ? undefined : out.stderr.slice(0, 200) };
+          for (const t of ts)
+            notes[t.id] = { outcome: res.get(t.pid) ?? 'unknown', note: res.has(t.pid) ? undefined : out.stderr.slice(0, 200) };
         }
       } catch (e) {
         for (const g of ghosts) notes[g.id] ??= { outcome: 'unreachable', note: (e as Error).message };
@@ -169,7 +188,7 @@ export async function killGhosts(pool: ShellPool, plan: SweepPlan): Promise<Reco
 const GONE = new Set(['killed-term', 'killed-kill', 'already-gone', 'not-ours', 'not-ours-at-kill', 'rebooted']);
 
 /** Phase 4: book it, fenced on what the plan saw. Also fixes slot drift and stale file locks. */
-export function applySweep(store: Store, plan: SweepPlan, kills: Record<string, KillNote>): SweepReport {
+export function applySweep(store: Store, plan: SweepPlan, kills: Record<string, GhostKill>): SweepReport {
   const o = plan.options;
   const report: SweepReport = {
     ghosts_found: plan.ghosts.length,
@@ -185,16 +204,28 @@ export function applySweep(store: Store, plan: SweepPlan, kills: Record<string, 
   for (const g of plan.ghosts) {
     const k = kills[g.id] ?? { outcome: 'not-signalled' };
     const requeue = o.action === 'requeue' && g.canRequeue;
-    const entry = { id: g.id, rule: g.rule, node: g.node?.name ?? null, pid: g.pid, kill: k.outcome, note: k.note, action: requeue ? 'requeue' : 'fail' };
+    const entry = {
+      id: g.id,
+      rule: g.rule,
+      node: g.node?.name ?? null,
+      pid: g.pid,
+      kill: k.outcome,
+      note: k.note,
+      action: requeue ? 'requeue' : 'fail',
+    };
     report.ghosts.push(entry);
     if (o.dryRun) continue;
     // A process we tried and failed to stop still holds its slot: do not pretend otherwise.
-    const mayBook = GONE.has(k.outcome) || k.outcome === 'not-signalled' || (k.outcome === 'unreachable' && g.node?.status === 'offline');
-    if (!mayBook) {
+    const slotIsFree =
+      GONE.has(k.outcome) || k.outcome === 'not-signalled' || (k.outcome === 'unreachable' && g.node?.status === 'offline');
+    if (!slotIsFree) {
       report.skipped.push({ id: g.id, reason: `process not confirmed gone (${k.outcome}${k.note ? `: ${k.note}` : ''})` });
       continue;
     }
-    const r = store.reapRow(g.id, g.seen, `Ghost task auto-cleanup: ${g.rule}`, requeue ? 'queued' : 'failed', { rule: g.rule, kill: k });
+    const r = store.reapRow(g.id, g.seen, `Ghost task auto-cleanup: ${g.rule}`, requeue ? TaskStatus.queued : TaskStatus.failed, {
+      rule: g.rule,
+      kill: k,
+    });
     if (!r.applied) {
       report.skipped.push({ id: g.id, reason: r.reason ?? 'row changed since the sweep read it' });
       continue;

@@ -19,10 +19,24 @@ export const SCHEDULE_IDS = ['dispatch-reaper', 'dispatch-node-probe', 'dispatch
 
 export function scheduleDefs(cfg: DispatchConfig): ScheduleDef[] {
   const defs: ScheduleDef[] = [];
-  if (cfg.enabled) defs.push({ id: 'dispatch-reaper', workflowType: 'reaperWorkflow', everyS: cfg.check_interval, args: [{}], note: 'ghost reaper' });
-  defs.push({ id: 'dispatch-node-probe', workflowType: 'nodeProbeWorkflow', everyS: cfg.probe_interval, args: [{ killGraceS: cfg.kill_grace }], note: 'node probe' });
-  defs.push({ id: 'dispatch-guardian', workflowType: 'guardianWorkflow', everyS: cfg.guardian_interval, args: [], note: 'dependency guardian' });
-  if (cfg.factory) defs.push({ id: 'dispatch-factory', workflowType: 'factoryWorkflow', everyS: cfg.factory.interval, args: [], note: 'spec factory' });
+  if (cfg.enabled)
+    defs.push({ id: 'dispatch-reaper', workflowType: 'reaperWorkflow', everyS: cfg.check_interval, args: [{}], note: 'ghost reaper' });
+  defs.push({
+    id: 'dispatch-node-probe',
+    workflowType: 'nodeProbeWorkflow',
+    everyS: cfg.probe_interval,
+    args: [{ killGraceS: cfg.kill_grace }],
+    note: 'node probe',
+  });
+  defs.push({
+    id: 'dispatch-guardian',
+    workflowType: 'guardianWorkflow',
+    everyS: cfg.guardian_interval,
+    args: [],
+    note: 'dependency guardian',
+  });
+  if (cfg.factory)
+    defs.push({ id: 'dispatch-factory', workflowType: 'factoryWorkflow', everyS: cfg.factory.interval, args: [], note: 'spec factory' });
   return defs;
 }
 
@@ -72,11 +86,14 @@ export async function applySchedules(client: Client, cfg: DispatchConfig): Promi
 }
 
 export function assertScheduleName(name: string): string {
-  if (!(SCHEDULE_IDS as readonly string[]).includes(name)) throw new UserError(`unknown schedule ${JSON.stringify(name)}: one of ${SCHEDULE_IDS.join(', ')}`);
+  if (!(SCHEDULE_IDS as readonly string[]).includes(name))
+    throw new UserError(`unknown schedule ${JSON.stringify(name)}: one of ${SCHEDULE_IDS.join(', ')}`);
   return name;
 }
 
-export async function listSchedules(client: Client): Promise<{ id: string; paused: boolean; every: string; recent: string | null; next: string | null }[]> {
+export async function listSchedules(
+  client: Client,
+): Promise<{ id: string; paused: boolean; every: string; recent: string | null; next: string | null }[]> {
   const out = [];
   for (const id of SCHEDULE_IDS) {
     try {

@@ -32,7 +32,11 @@ export class ProbeBatcher {
   private queues = new Map<string, { node: NodeRow; items: Pending[] }>();
   sessions = 0;
 
-  constructor(private readonly pool: ShellPool, private readonly windowMs = 100, private readonly timeoutMs = 30_000) {}
+  constructor(
+    private readonly pool: ShellPool,
+    private readonly windowMs = 100,
+    private readonly timeoutMs = 30_000,
+  ) {}
 
   probe(node: NodeRow, id: ProcessIdentity): Promise<ProbeVerdict> {
     return new Promise((resolve, reject) => {

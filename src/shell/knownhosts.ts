@@ -32,7 +32,12 @@ function hostName(host: string, port: number): string {
 
 /** OpenSSH host patterns: `*` and `?` wildcards; a plain host also matches its port-22 form. */
 function globMatches(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   return re.test(name);
 }
 

@@ -28,7 +28,7 @@ function load(name: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`cannot read ${file} (the build copies src/shell/scripts/*.sh there): ${(e as Error).message}`);
+    throw new Error(`cannot read ${file} (the build copies src/shell/scripts/*.sh there): ${(e as Error).message}`, { cause: e });
   }
   const body = scriptBody(text);
   if (body.trim() === '') throw new Error(`${name} in ${SCRIPTS_DIR} holds no script`);

@@ -28,7 +28,10 @@ export class SshShell implements NodeShell {
   private waiters: (() => void)[] = [];
   private closed = false;
 
-  constructor(private readonly cfg: SshNodeConfig, private readonly maxChannels = MAX_CHANNELS_DEFAULT) {
+  constructor(
+    private readonly cfg: SshNodeConfig,
+    private readonly maxChannels = MAX_CHANNELS_DEFAULT,
+  ) {
     this.name = cfg.name;
   }
 

@@ -34,7 +34,15 @@ export function parseWrapperStatus(text: string): WrapperStatus | null {
     exitCode = r.exit_code;
   }
   const token = isAttemptToken(r.token) ? r.token : null;
-  return { pid, starttime: r.starttime, bootId: r.boot_id, state, exitCode, startedAt: typeof r.started_at === 'number' ? r.started_at : null, token };
+  return {
+    pid,
+    starttime: r.starttime,
+    bootId: r.boot_id,
+    state,
+    exitCode,
+    startedAt: typeof r.started_at === 'number' ? r.started_at : null,
+    token,
+  };
 }
 
 /** `key=value` lines -> map; a `status=` line keeps everything after the first '='. */
@@ -47,10 +55,7 @@ export function parseKv(out: string): Map<string, string> {
   return m;
 }
 
-export type ProbeVerdict =
-  | { state: 'running' }
-  | { state: 'exited'; exitCode: number }
-  | { state: 'vanished'; detail: string };
+export type ProbeVerdict = { state: 'running' } | { state: 'exited'; exitCode: number } | { state: 'vanished'; detail: string };
 
 /** Decides from a probe's output. Exit code recorded wins; otherwise alive or vanished. */
 export function decideProbe(out: string): ProbeVerdict {

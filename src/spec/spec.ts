@@ -44,7 +44,13 @@ export interface SpecDefaults {
 
 function list(source: string, key: string, v: unknown, check?: (s: string) => boolean): string[] {
   if (v === undefined || v === null) return [];
-  const arr = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+  const arr =
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v;
   if (!Array.isArray(arr)) throw new SpecError(source, `${key} must be a list of strings`);
   const out: string[] = [];
   for (const x of arr) {
@@ -101,14 +107,18 @@ export function buildTaskSpec(raw: RawTask, specBody: string | null, defaults: S
   let executor: string | null = null;
   let command: string;
   if (raw.command !== undefined && raw.command !== null) {
-    if (typeof raw.command !== 'string' || raw.command.trim() === '') throw new SpecError(source, 'command must be a non-empty string (quote it in YAML: command: "true")');
+    if (typeof raw.command !== 'string' || raw.command.trim() === '')
+      throw new SpecError(source, 'command must be a non-empty string (quote it in YAML: command: "true")');
     command = raw.command;
   } else if (raw.executor !== undefined && raw.executor !== null) {
     if (typeof raw.executor !== 'string') throw new SpecError(source, 'executor must be a string');
     const tpl = Object.hasOwn(defaults.executors, raw.executor) ? defaults.executors[raw.executor] : undefined;
     if (typeof tpl !== 'string') {
       const known = Object.keys(defaults.executors);
-      throw new SpecError(source, `executor ${show(raw.executor)} is not configured (configured: ${known.length ? known.join(', ') : 'none; add "executors" to dispatch.config.json'})`);
+      throw new SpecError(
+        source,
+        `executor ${show(raw.executor)} is not configured (configured: ${known.length ? known.join(', ') : 'none; add "executors" to dispatch.config.json'})`,
+      );
     }
     executor = raw.executor;
     command = expandExecutor(tpl);
@@ -132,7 +142,8 @@ export function buildTaskSpec(raw: RawTask, specBody: string | null, defaults: S
   }
   let node: string | null = null;
   if (raw.node !== undefined && raw.node !== null) {
-    if (typeof raw.node !== 'string' || !NODE_NAME_RE.test(raw.node)) throw new SpecError(source, `node ${show(raw.node)} is not a valid node name`);
+    if (typeof raw.node !== 'string' || !NODE_NAME_RE.test(raw.node))
+      throw new SpecError(source, `node ${show(raw.node)} is not a valid node name`);
     node = raw.node;
   }
   if (specBody !== null && specBody.length > MAX_SPEC) throw new SpecError(source, 'spec file is larger than 1 MiB');

@@ -3,6 +3,7 @@
  * without success. A dispatch takes its slot and its file locks in the same transaction as the
  * status change.
  */
+import { EventKind } from '../common/constants';
 import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import type { Assignment, TaskRow } from '../common/types';
@@ -45,8 +46,7 @@ export class Allocation {
     };
   }
 
-  private statusOf = (id: string): string | null | undefined =>
-    (this.s.statusOf.get(id) as { status: string | null } | undefined)?.status;
+  private statusOf = (id: string): string | null | undefined => (this.s.statusOf.get(id) as { status: string | null } | undefined)?.status;
 
   /**
    * Hands free slots to ready queued tasks: by priority, then submission order. Reads queued rows
@@ -69,7 +69,7 @@ export class Allocation {
           const verdict = dependencyVerdict(parseList(t.depends_on), this.statusOf);
           if (verdict.kind === 'blocked') {
             this.s.block.run({ id: t.id, reason: verdict.reason, now });
-            this.ctx.event(t.id, null, 'blocked', verdict.by);
+            this.ctx.event(t.id, null, EventKind.blocked, verdict.by);
             result.blocked.push({ taskId: t.id, reason: verdict.reason });
             consumed++;
             continue;
@@ -93,7 +93,7 @@ export class Allocation {
           free.set(node, free.get(node)! - 1);
           totalFree--;
           consumed++;
-          this.ctx.event(t.id, attempt, 'dispatched', { node });
+          this.ctx.event(t.id, attempt, EventKind.dispatched, { node });
           result.assigned.push({ taskId: t.id, node, attempt, token });
         }
         // Rows that left 'queued' shift the following pages down.
@@ -113,7 +113,7 @@ export class Allocation {
         const verdict = dependencyVerdict(parseList(r.depends_on), this.statusOf);
         if (verdict.kind !== 'blocked') continue;
         if (this.s.block.run({ id: r.id, reason: verdict.reason, now }).changes === 1) {
-          this.ctx.event(r.id, null, 'blocked', verdict.reason);
+          this.ctx.event(r.id, null, EventKind.blocked, verdict.reason);
           out.push({ taskId: r.id, reason: verdict.reason });
         }
       }

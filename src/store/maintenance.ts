@@ -3,6 +3,7 @@
  * counts recounted from the rows, stale file locks, reaper_runs, and the reads the guardian
  * compares with what Temporal and the nodes say.
  */
+import { EventKind, TaskStatus } from '../common/constants';
 import type Database from 'better-sqlite3';
 import { attemptKey } from '../common/validate';
 import type { TaskRow } from '../common/types';
@@ -83,11 +84,11 @@ export class Maintenance {
       if (r.changes !== 1) {
         const row = this.tasks.getTask(id);
         const reason = `row changed since the sweep read it (now ${row?.status ?? 'missing'}, attempt ${row?.attempts ?? '-'})`;
-        this.ctx.event(id, seen.attempts, 'reap_skipped', reason);
+        this.ctx.event(id, seen.attempts, EventKind.reapSkipped, reason);
         return { applied: false, row, reason };
       }
       this.tasks.releaseHolds(id, before?.node);
-      this.ctx.event(id, seen.attempts, to === 'queued' ? 'reaped_requeued' : 'reaped', detail);
+      this.ctx.event(id, seen.attempts, to === TaskStatus.queued ? EventKind.reapedRequeued : EventKind.reaped, detail);
       return { applied: true, row: this.tasks.getTask(id) };
     });
   }
@@ -111,7 +112,7 @@ export class Maintenance {
       const b = this.findSlotDrift();
       for (const d of b.drift) {
         this.s.setRunningCount.run(d.running_count_now, d.node);
-        this.ctx.event(null, null, 'slot_drift_fixed', d);
+        this.ctx.event(null, null, EventKind.slotDriftFixed, d);
       }
       const locksReleased = this.s.releaseStaleLocks.run().changes;
       return { drift: b.drift, locksReleased };

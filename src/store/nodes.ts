@@ -1,4 +1,5 @@
 /** The nodes table: adding and updating nodes, their status, and the probe rounds that take them offline. */
+import { EventKind } from '../common/constants';
 import type Database from 'better-sqlite3';
 import type { NodeRow } from '../common/types';
 import { nowIso, type StoreContext } from './context';
@@ -95,7 +96,7 @@ export class Nodes {
       const n = this.getNode(name);
       if (!ok && n && n.status === 'online' && (n.missed_probes ?? 0) >= offlineAfter) {
         this.s.setNodeStatus.run('offline', name);
-        this.ctx.event(null, null, 'node_offline', { node: name, missed: n.missed_probes });
+        this.ctx.event(null, null, EventKind.nodeOffline, { node: name, missed: n.missed_probes });
         return { wentOffline: true, status: 'offline' };
       }
       return { wentOffline: false, status: n?.status ?? null };

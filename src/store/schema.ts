@@ -112,7 +112,11 @@ export function migrate(db: Database.Database): number[] {
       // Another process may have applied it while we waited for the write lock.
       if (db.prepare(`SELECT 1 FROM schema_migrations WHERE version = ?`).get(m.version)) return;
       m.up(db);
-      db.prepare(`INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, new Date().toISOString());
+      db.prepare(`INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`).run(
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
     }).immediate();
     applied.push(m.version);
   }
@@ -122,6 +126,8 @@ export function migrate(db: Database.Database): number[] {
 /** Versions not yet applied; reads it without writing (for read-only opens). */
 export function pendingMigrations(db: Database.Database): number[] {
   const has = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).get();
-  const done = has ? new Set((db.prepare(`SELECT version FROM schema_migrations`).all() as { version: number }[]).map((r) => r.version)) : new Set<number>();
+  const done = has
+    ? new Set((db.prepare(`SELECT version FROM schema_migrations`).all() as { version: number }[]).map((r) => r.version))
+    : new Set<number>();
   return MIGRATIONS.map((m) => m.version).filter((v) => !done.has(v));
 }

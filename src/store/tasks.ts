@@ -3,6 +3,7 @@
  * the CLI shows. Every change is fenced on (id, attempt, status) and checks that exactly one row
  * changed; the slot and the file locks are given back in the same transaction as the status.
  */
+import { EventKind, TaskStatus } from '../common/constants';
 import type Database from 'better-sqlite3';
 import { UserError } from '../common/errors';
 import type { ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
@@ -117,7 +118,7 @@ export class Tasks {
         workflow_id: workflowId,
         now,
       });
-      this.ctx.event(spec.id, 0, 'submitted', { priority: spec.priority, project: spec.project });
+      this.ctx.event(spec.id, 0, EventKind.submitted, { priority: spec.priority, project: spec.project });
       return { created: true, row: this.getTask(spec.id)! };
     });
   }
@@ -126,7 +127,7 @@ export class Tasks {
     const row = this.getTask(id);
     const seen = row ? `${row.status} attempt ${row.attempts}` : 'missing';
     const reason = `refused ${kind} for ${id} attempt ${attempt ?? '-'}: row is ${seen} (${want})`;
-    this.ctx.event(id, attempt, 'fence_refused', reason);
+    this.ctx.event(id, attempt, EventKind.fenceRefused, reason);
     console.warn(`[dispatch] ${reason}`);
     return { applied: false, row, reason };
   }
@@ -144,13 +145,17 @@ export class Tasks {
         now: nowIso(),
       });
       if (r.changes === 1) {
-        this.ctx.event(identity.taskId, identity.attempt, 'running', { node: identity.node, pid: identity.pid });
+        this.ctx.event(identity.taskId, identity.attempt, EventKind.running, { node: identity.node, pid: identity.pid });
         return { applied: true, row: this.getTask(identity.taskId) };
       }
       const row = this.getTask(identity.taskId);
       // A retried activity that already recorded this very process: nothing to do.
-      const same = row !== null && row.status === 'running' && row.attempts === identity.attempt
-        && row.pid === identity.pid && row.proc_starttime === identity.starttime;
+      const same =
+        row !== null &&
+        row.status === TaskStatus.running &&
+        row.attempts === identity.attempt &&
+        row.pid === identity.pid &&
+        row.proc_starttime === identity.starttime;
       if (same) return { applied: true, row };
       return this.refuse('markRunning', identity.taskId, identity.attempt, 'expected dispatched');
     });
@@ -170,7 +175,7 @@ export class Tasks {
       let error: string | null = null;
       let exitCode: number | null = null;
       if (outcome.kind === 'exited' && outcome.exitCode === 0) {
-        status = 'completed';
+        status = TaskStatus.completed;
         exitCode = 0;
       } else {
         const of = `(attempt ${attempt} of ${maxAttempts})`;
@@ -181,12 +186,12 @@ export class Tasks {
         else if (outcome.kind === 'launch-failed') error = `launch failed: ${outcome.detail} ${of}`;
         else error = `max_runtime exceeded: killed after ${outcome.maxRuntimeS}s`;
         const retryable = outcome.kind !== 'runtime-exceeded';
-        status = retryable && attempt < maxAttempts ? 'queued' : 'failed';
+        status = retryable && attempt < maxAttempts ? TaskStatus.queued : TaskStatus.failed;
       }
       const r = this.s.finish.run({ id: taskId, attempt, status, exit_code: exitCode, error, now: nowIso() });
       if (r.changes !== 1) return this.refuse('finish', taskId, attempt, 'expected dispatched or running');
       this.releaseHolds(taskId, before?.node);
-      this.ctx.event(taskId, attempt, status === 'queued' ? 'requeued' : status, { exitCode, error });
+      this.ctx.event(taskId, attempt, status === TaskStatus.queued ? EventKind.requeued : status, { exitCode, error });
       return { applied: true, row: this.getTask(taskId), status };
     });
   }
@@ -197,12 +202,12 @@ export class Tasks {
       const before = this.getTask(taskId);
       const now = nowIso();
       let changed = 0;
-      if (before?.status === 'queued') changed = this.s.cancelQueued.run({ id: taskId, reason, now }).changes;
+      if (before?.status === TaskStatus.queued) changed = this.s.cancelQueued.run({ id: taskId, reason, now }).changes;
       else if (attempt !== null) changed = this.s.cancelActive.run({ id: taskId, attempt, reason, now }).changes;
       if (changed !== 1) return this.refuse('cancel', taskId, attempt, 'expected queued, or dispatched/running at this attempt');
       // A queued task holds no slot, whatever its node column says.
-      this.releaseHolds(taskId, before?.status !== 'queued' ? before?.node : null);
-      this.ctx.event(taskId, attempt, 'cancelled', reason);
+      this.releaseHolds(taskId, before?.status !== TaskStatus.queued ? before?.node : null);
+      this.ctx.event(taskId, attempt, EventKind.cancelled, reason);
       return { applied: true, row: this.getTask(taskId) };
     });
   }

@@ -15,7 +15,11 @@ export class Allocator {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
-  constructor(private readonly store: Store, private readonly client: Client, private readonly tickMs = 5000) {}
+  constructor(
+    private readonly store: Store,
+    private readonly client: Client,
+    private readonly tickMs = 5000,
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => this.kick(), this.tickMs);
@@ -61,7 +65,9 @@ export class Allocator {
   private async deliver(res: AllocationResult, except?: string): Promise<void> {
     await Promise.all([
       ...res.assigned.filter((a) => a.taskId !== except).map((a) => this.tell(a.taskId, 'assigned', () => signalAssigned(this.client, a))),
-      ...res.blocked.filter((b) => b.taskId !== except).map((b) => this.tell(b.taskId, 'blocked', () => signalBlocked(this.client, b.taskId, b.reason))),
+      ...res.blocked
+        .filter((b) => b.taskId !== except)
+        .map((b) => this.tell(b.taskId, 'blocked', () => signalBlocked(this.client, b.taskId, b.reason))),
     ]);
   }
 

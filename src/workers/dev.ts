@@ -66,7 +66,10 @@ export async function runDev(o: DevOptions): Promise<void> {
         `  Web UI      http://localhost:${o.uiPort}   (search: TaskStatus="running", TaskNode="local")`,
         `  database    ${o.dbPath}`,
         `  local node  "local", ${store.getNode('local')?.slots} slots`,
-        `  schedules   ${applied.filter((a) => a.outcome !== 'deleted').map((a) => `${a.id} (${a.everyS}s)`).join(', ')}`,
+        `  schedules   ${applied
+          .filter((a) => a.outcome !== 'deleted')
+          .map((a) => `${a.id} (${a.everyS}s)`)
+          .join(', ')}`,
         '',
         'Try, in another terminal:',
         `  npx dispatch --address ${address} submit --id hello --command 'echo hello; sleep 5'`,

@@ -32,11 +32,16 @@ export interface DevServerOptions {
 export function startDevServer(o: DevServerOptions): ChildProcess {
   mkdirSync(o.dir, { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--ip', o.ip ?? '127.0.0.1',
-    '--port', String(o.port),
-    '--db-filename', path.join(o.dir, 'temporal.db'),
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--ip',
+    o.ip ?? '127.0.0.1',
+    '--port',
+    String(o.port),
+    '--db-filename',
+    path.join(o.dir, 'temporal.db'),
+    '--log-level',
+    'warn',
     ...SEARCH_ATTRIBUTE_FLAGS.flatMap((s) => ['--search-attribute', s]),
   ];
   if (o.headless) args.push('--headless');

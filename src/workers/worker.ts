@@ -33,9 +33,13 @@ export interface WorkerRunOptions {
 
 export function parseQueues(value: string | undefined): string[] {
   if (!value) return [...ALL_QUEUES];
-  const qs = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const qs = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const q of qs) {
-    if (!(ALL_QUEUES as readonly string[]).includes(q)) throw new UserError(`unknown queue ${JSON.stringify(q)}: choose from ${ALL_QUEUES.join(', ')}`);
+    if (!(ALL_QUEUES as readonly string[]).includes(q))
+      throw new UserError(`unknown queue ${JSON.stringify(q)}: choose from ${ALL_QUEUES.join(', ')}`);
   }
   if (qs.length === 0) throw new UserError('--queues needs at least one queue');
   return [...new Set(qs)];
@@ -85,11 +89,13 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
     if (opts.queues.includes(DB_TASK_QUEUE)) {
       store = new Store(opts.dbPath);
       allocator = new Allocator(store, client);
-      // Start-up recovery: one reconciling sweep before anything polls (seed 004's _recover_mine).
+      // Start-up recovery: one reconciling sweep before anything polls, so the books are right first.
       if (opts.startupSweep !== false && opts.config.enabled) {
         try {
           const r = await sweepInProcess({ store, pool, client, config: opts.config, log: (l) => log(`[dispatch] ${l}`) });
-          log(`start-up sweep: ${r.ghosts_found} ghosts, ${r.cleaned.length} cleaned, ${r.skipped.length} skipped, ${r.drift_fixed.length} drift fixed`);
+          log(
+            `start-up sweep: ${r.ghosts_found} ghosts, ${r.cleaned.length} cleaned, ${r.skipped.length} skipped, ${r.drift_fixed.length} drift fixed`,
+          );
         } catch (e) {
           log(`start-up sweep failed (the scheduled reaper will retry): ${(e as Error).message}`);
         }
@@ -99,7 +105,10 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           connection,
           namespace: opts.namespace,
           taskQueue: DB_TASK_QUEUE,
-          activities: { ...createDbActivities({ store, allocator }), ...createReaperDbActivities({ store, client, config: opts.config, allocator }) },
+          activities: {
+            ...createDbActivities({ store, allocator }),
+            ...createReaperDbActivities({ store, client, config: opts.config, allocator }),
+          },
           maxConcurrentActivityTaskExecutions: 64,
           maxHeartbeatThrottleInterval: 2000,
           interceptors: { activity: [livenessInterceptor] },
@@ -108,7 +117,9 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
       );
       allocator.start();
     }
-    log(`dispatch worker polling ${opts.queues.join(', ')} on ${opts.address} (namespace ${opts.namespace}${store ? `, db ${opts.dbPath}` : ''})`);
+    log(
+      `dispatch worker polling ${opts.queues.join(', ')} on ${opts.address} (namespace ${opts.namespace}${store ? `, db ${opts.dbPath}` : ''})`,
+    );
     opts.onReady?.();
     await Promise.all(workers.map((w) => w.run()));
   } finally {

@@ -36,12 +36,4 @@ export const cancelReasonSignal = defineSignal<[string]>('cancelReason');
 export const reapSignal = defineSignal<[{ rule: string }]>('reap');
 export const stateQuery = defineQuery<TaskState>('state');
 
-/** ApplicationFailure types a task workflow fails with. */
-export const TaskFailure = {
-  /** The row moved on outside the workflow (reaped, cancelled, changed by an operator). */
-  rowChanged: 'RowChanged',
-  launchFailed: 'LaunchFailed',
-  blocked: 'TaskBlocked',
-  failed: 'TaskFailed',
-} as const;
-export type TaskFailure = (typeof TaskFailure)[keyof typeof TaskFailure];
+export { TaskFailure } from '../common/failures';

@@ -337,7 +337,7 @@ class TaskRun {
       }
       const r = await db.cancelTask(this.spec.id, id ? this.state.attempt : null, this.state.error);
       this.state.identity = null;
-      this.setStatus(r.applied ? TaskStatus.cancelled : r.status ?? 'unknown');
+      this.setStatus(r.applied ? TaskStatus.cancelled : (r.status ?? 'unknown'));
     });
   }
 }

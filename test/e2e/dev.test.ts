@@ -94,11 +94,15 @@ before(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-dev-'));
   dbPath = path.join(dir, 'dispatch.db');
   [grpcPort, uiPort] = await freePorts(2);
-  dev = spawn(process.execPath, [BIN, '--db', dbPath, 'dev', '--port', String(grpcPort), '--ui-port', String(uiPort), '--local-slots', '2'], {
-    cwd: dir,
-    env: env(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  dev = spawn(
+    process.execPath,
+    [BIN, '--db', dbPath, 'dev', '--port', String(grpcPort), '--ui-port', String(uiPort), '--local-slots', '2'],
+    {
+      cwd: dir,
+      env: env(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   dev.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   await new Promise<void>((resolve, reject) => {
@@ -142,36 +146,55 @@ describe('dispatch dev', () => {
     assert.match(out, new RegExp(`Temporal\\s+127\\.0\\.0\\.1:${grpcPort}\\b`));
     let status = 0;
     let body = '';
-    await waitFor(async () => {
-      try {
-        const r = await fetch(`http://127.0.0.1:${uiPort}/`);
-        status = r.status;
-        body = await r.text();
-        return status === 200;
-      } catch {
-        return false;
-      }
-    }, 15_000, `GET http://127.0.0.1:${uiPort}/ to return 200 (last ${status})`);
+    await waitFor(
+      async () => {
+        try {
+          const r = await fetch(`http://127.0.0.1:${uiPort}/`);
+          status = r.status;
+          body = await r.text();
+          return status === 200;
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      `GET http://127.0.0.1:${uiPort}/ to return 200 (last ${status})`,
+    );
     assert.equal(status, 200);
     assert.match(body, /<html/i);
   });
 
   test('a task submitted with --address completes on node "local", with the state persisted under .dispatch/', async () => {
-    const sub = await cli(['--address', `127.0.0.1:${grpcPort}`, 'submit', '--id', 'dev-hello', '--command', 'echo hello from dev; sleep 1']);
+    const sub = await cli([
+      '--address',
+      `127.0.0.1:${grpcPort}`,
+      'submit',
+      '--id',
+      'dev-hello',
+      '--command',
+      'echo hello from dev; sleep 1',
+    ]);
     assert.equal(sub.code, 0, sub.stderr);
     assert.match(sub.stdout, /submitted dev-hello/);
     let row: Record<string, unknown> | undefined;
-    await waitFor(async () => {
-      const r = await cli(['tasks', '--json']);
-      if (r.code !== 0) return false;
-      row = (JSON.parse(r.stdout) as Record<string, unknown>[]).find((t) => t.id === 'dev-hello');
-      return row?.status === 'completed' || row?.status === 'failed';
-    }, 60_000, 'dev-hello to finish');
+    await waitFor(
+      async () => {
+        const r = await cli(['tasks', '--json']);
+        if (r.code !== 0) return false;
+        row = (JSON.parse(r.stdout) as Record<string, unknown>[]).find((t) => t.id === 'dev-hello');
+        return row?.status === 'completed' || row?.status === 'failed';
+      },
+      60_000,
+      'dev-hello to finish',
+    );
     assert.equal(row?.status, 'completed', JSON.stringify(row));
     assert.equal(row?.node, 'local');
     assert.equal(row?.exit_code, 0);
     const nodes = JSON.parse((await cli(['node', 'list', '--json'])).stdout) as { name: string; kind: string; slots: number }[];
-    assert.deepEqual(nodes.map((n) => [n.name, n.kind, n.slots]), [['local', 'local', 2]]);
+    assert.deepEqual(
+      nodes.map((n) => [n.name, n.kind, n.slots]),
+      [['local', 'local', 2]],
+    );
     assert.ok(existsSync(path.join(dir, '.dispatch', 'temporal', 'temporal.db')), 'no .dispatch/temporal/temporal.db under the cwd');
     assert.ok(existsSync(path.join(dir, '.dispatch', 'runs', 'dev-hello', 'attempt-1', 'status.json')), 'run dir not under .dispatch/runs');
   });

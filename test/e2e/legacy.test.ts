@@ -67,10 +67,22 @@ function buildLegacy(file: string): void {
     INSERT INTO tasks VALUES ('S11-predictive-scheduling', 'dispatch-infra', 'running', 'cpu-2', 9001, strftime('%Y-%m-%dT%H:%M:%fZ','now','-9 hours'), NULL, 1, NULL);
     INSERT INTO tasks VALUES ('S12-code-self-audit', 'dispatch-infra', 'running', 'cpu-2', 9002, datetime('now','-11 hours'), datetime('now','-9 hours'), 3, 'lease renewed by hand');
   `);
-  const ins = db.prepare(`INSERT INTO tasks (id, project, status, node, pid, started_at, updated_at, attempts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const ins = db.prepare(
+    `INSERT INTO tasks (id, project, status, node, pid, started_at, updated_at, attempts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
   ins.run('S01-bootstrap', 'dispatch-infra', 'completed', 'gpu-1', 30000, '2024-05-01 08:00:00', '2024-05-01 09:12:44', 1, null);
   ins.run('web-101', 'web-frontend', 'queued', null, null, null, '2024-05-02T10:00:00Z', 0, null);
-  ins.run('web-102', 'web-frontend', 'failed', 'cpu-2', 777, '2024-05-02T10:00:00Z', '2024-05-02T10:05:00Z', 3, 'exit code 1: Traceback (most recent call last) — “quotes” ünïcode');
+  ins.run(
+    'web-102',
+    'web-frontend',
+    'failed',
+    'cpu-2',
+    777,
+    '2024-05-02T10:00:00Z',
+    '2024-05-02T10:05:00Z',
+    3,
+    'exit code 1: Traceback (most recent call last) — “quotes” ünïcode',
+  );
   ins.run('web-103', 'web-frontend', 'completed', 'gpu-1', 31337, '2024-05-03 11:00:00', '2024-05-03 11:30:00', 1, '');
   ins.run('all-nulls', null, null, null, null, null, null, null, null);
   // Junk the old code let in: a non-numeric pid (SQLite keeps it as TEXT), an unknown status, a word for a date.
@@ -111,7 +123,10 @@ function snapshot(file: string, table: string, columns: string[], key: string): 
 function fullDump(file: string): unknown {
   const db = new Database(file, { readonly: true });
   try {
-    const schema = db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name`).all() as { type: string; name: string }[];
+    const schema = db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name`).all() as {
+      type: string;
+      name: string;
+    }[];
     const tables: Record<string, unknown[]> = {};
     for (const t of schema.filter((s) => s.type === 'table' && !s.name.startsWith('sqlite_'))) {
       tables[t.name] = db.prepare(`SELECT * FROM "${t.name}" ORDER BY rowid`).all();
@@ -155,7 +170,11 @@ describe('adopting a legacy dispatch.db', () => {
     const nodesBefore = snapshot(file, 'nodes', LEGACY_NODE_COLUMNS, 'name');
     assert.equal(tasksBefore.length, 13);
     // The fixture really has what it claims: ghosts 8-11 h old in both spellings, and junk.
-    const ghosts = tasksBefore.filter((r) => GHOSTS.includes((r as { id: string }).id)) as { started_at: string; status: string; project: string }[];
+    const ghosts = tasksBefore.filter((r) => GHOSTS.includes((r as { id: string }).id)) as {
+      started_at: string;
+      status: string;
+      project: string;
+    }[];
     assert.equal(ghosts.length, 5);
     for (const g of ghosts) {
       assert.equal(g.status, 'running');
@@ -163,8 +182,14 @@ describe('adopting a legacy dispatch.db', () => {
       const ageH = (Date.now() - Date.parse(g.started_at.includes('T') ? g.started_at : `${g.started_at.replace(' ', 'T')}Z`)) / 3.6e6;
       assert.ok(ageH > 7.9 && ageH < 11.1, `${g.started_at} is ${ageH} h old`);
     }
-    assert.ok(ghosts.some((g) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(g.started_at)), 'a datetime() spelling');
-    assert.ok(ghosts.some((g) => /^\d{4}-\d\d-\d\dT.*Z$/.test(g.started_at)), 'an ISO-8601 Z spelling');
+    assert.ok(
+      ghosts.some((g) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(g.started_at)),
+      'a datetime() spelling',
+    );
+    assert.ok(
+      ghosts.some((g) => /^\d{4}-\d\d-\d\dT.*Z$/.test(g.started_at)),
+      'an ISO-8601 Z spelling',
+    );
     assert.ok(tasksBefore.some((r) => (r as Record<string, unknown>).pid === 'abc' && (r as Record<string, unknown>).pid__type === 'text'));
 
     const out = await cliOk(['--db', file, 'init']);
@@ -174,7 +199,19 @@ describe('adopting a legacy dispatch.db', () => {
     assert.deepEqual(snapshot(file, 'nodes', LEGACY_NODE_COLUMNS, 'name'), nodesBefore, 'legacy node values changed');
 
     const taskCols = columnsOf(file, 'tasks');
-    for (const c of [...LEGACY_TASK_COLUMNS, 'last_heartbeat', 'reaped_count', 'run_dir', 'proc_starttime', 'boot_id', 'workflow_id', 'priority', 'seq', 'finished_at', 'exit_code']) {
+    for (const c of [
+      ...LEGACY_TASK_COLUMNS,
+      'last_heartbeat',
+      'reaped_count',
+      'run_dir',
+      'proc_starttime',
+      'boot_id',
+      'workflow_id',
+      'priority',
+      'seq',
+      'finished_at',
+      'exit_code',
+    ]) {
       assert.ok(taskCols.includes(c), `tasks has no column ${c}: ${taskCols.join(', ')}`);
     }
     const nodeCols = columnsOf(file, 'nodes');
@@ -182,7 +219,10 @@ describe('adopting a legacy dispatch.db', () => {
       assert.ok(nodeCols.includes(c), `nodes has no column ${c}: ${nodeCols.join(', ')}`);
     }
     const m = migrations(file);
-    assert.deepEqual(m.map((r) => r.version), MIGRATIONS.map((x) => x.version));
+    assert.deepEqual(
+      m.map((r) => r.version),
+      MIGRATIONS.map((x) => x.version),
+    );
     assert.ok(!Number.isNaN(Date.parse(m[0]!.applied_at)));
 
     // New columns on old rows hold neutral values, not invented history.
@@ -203,7 +243,10 @@ describe('adopting a legacy dispatch.db', () => {
     const out = await cliOk(['--db', file, 'init']);
     assert.match(out, /adopted .*twice\.db \(13 task rows, 3 nodes\)/);
     assert.deepEqual(fullDump(file), first);
-    assert.deepEqual(migrations(file).map((r) => r.version), MIGRATIONS.map((x) => x.version));
+    assert.deepEqual(
+      migrations(file).map((r) => r.version),
+      MIGRATIONS.map((x) => x.version),
+    );
   });
 
   test('tasks --json lists every adopted row with its legacy values', async () => {
@@ -219,7 +262,9 @@ describe('adopting a legacy dispatch.db', () => {
       for (const c of LEGACY_TASK_COLUMNS) assert.deepEqual(r[c], b[c], `${b.id}.${c}`);
     }
     // Filters still see legacy rows.
-    const infra = JSON.parse(await cliOk(['--db', file, 'tasks', '--json', '--project', 'dispatch-infra', '--status', 'running'])) as { id: string }[];
+    const infra = JSON.parse(await cliOk(['--db', file, 'tasks', '--json', '--project', 'dispatch-infra', '--status', 'running'])) as {
+      id: string;
+    }[];
     assert.deepEqual(infra.map((r) => r.id).sort(), [...GHOSTS].sort());
   });
 
@@ -227,7 +272,10 @@ describe('adopting a legacy dispatch.db', () => {
     const file = path.join(dir, 'status.db');
     buildLegacy(file);
     await cliOk(['--db', file, 'init']);
-    const st = JSON.parse(await cliOk(['--db', file, 'status', '--json'])) as { counts: Record<string, number>; nodes: Record<string, unknown>[] };
+    const st = JSON.parse(await cliOk(['--db', file, 'status', '--json'])) as {
+      counts: Record<string, number>;
+      nodes: Record<string, unknown>[];
+    };
     assert.deepEqual(Object.keys(st).sort(), ['counts', 'nodes']);
     assert.deepEqual(st.counts, { RUNNING: 1, completed: 2, failed: 1, queued: 1, running: 6, unknown: 1, weird: 1 });
     for (const n of Object.values(st.counts)) assert.ok(Number.isInteger(n));
@@ -252,9 +300,13 @@ describe('adopting a legacy dispatch.db', () => {
     assert.match(out, /adopted .*minimal\.db \(4 task rows, 0 nodes\)/);
     assert.deepEqual(snapshot(file, 'tasks', ['id', 'status', 'pid'], 'id'), before);
     const cols = columnsOf(file, 'tasks');
-    for (const c of [...LEGACY_TASK_COLUMNS, 'last_heartbeat', 'reaped_count', 'run_dir']) assert.ok(cols.includes(c), `tasks has no column ${c}`);
+    for (const c of [...LEGACY_TASK_COLUMNS, 'last_heartbeat', 'reaped_count', 'run_dir'])
+      assert.ok(cols.includes(c), `tasks has no column ${c}`);
     assert.ok(columnsOf(file, 'nodes').includes('running_count'));
-    assert.deepEqual(migrations(file).map((r) => r.version), MIGRATIONS.map((x) => x.version));
+    assert.deepEqual(
+      migrations(file).map((r) => r.version),
+      MIGRATIONS.map((x) => x.version),
+    );
     const dump = fullDump(file);
     await cliOk(['--db', file, 'init']);
     assert.deepEqual(fullDump(file), dump, 'second init changed the minimal file');
@@ -283,7 +335,6 @@ describe('the CLI refuses bad --db and --config clearly', () => {
     }
     assert.deepEqual(fullDump(file), before, 'a read-only command changed the legacy file');
   });
-
 
   test('--db in a directory that does not exist: tasks fails with a clear message, non-zero, no stack', async () => {
     const r = await cli(['--db', '/nonexistent/dir/x.db', 'tasks']);

@@ -21,7 +21,20 @@ before(async () => {
   blackhole = net.createServer((s) => held.push(s));
   await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
   const port = (blackhole.address() as net.AddressInfo).port;
-  await c.cliOk(['node', 'add', 'silent', '--host', '127.0.0.1', '--port', String(port), '--insecure-ignore-host-key', '--key', c.nodes[0]!.keyPath, '--slots', '1']);
+  await c.cliOk([
+    'node',
+    'add',
+    'silent',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--insecure-ignore-host-key',
+    '--key',
+    c.nodes[0]!.keyPath,
+    '--slots',
+    '1',
+  ]);
   await c.cliOk(['node', 'drain', 'silent']);
   await c.startWorker();
 });
@@ -33,7 +46,11 @@ after(async () => {
 
 describe('worker liveness', () => {
   test('a worker killed during a node-probe activity is noticed within seconds and the probe completes on the new worker', async () => {
-    const h = await c.client.workflow.start('nodeProbeWorkflow', { taskQueue: 'dispatch', workflowId: `probe-liveness-${Date.now()}`, args: [{ killGraceS: 1 }] });
+    const h = await c.client.workflow.start('nodeProbeWorkflow', {
+      taskQueue: 'dispatch',
+      workflowId: `probe-liveness-${Date.now()}`,
+      args: [{ killGraceS: 1 }],
+    });
     // Wait until the probe activity runs (it hangs on the silent node for its 5 s timeout).
     let started = false;
     for (let i = 0; i < 100 && !started; i++) {
@@ -50,8 +67,13 @@ describe('worker liveness', () => {
     const tookS = (Date.now() - killedAt) / 1000;
     assert.equal(res.probed, 2);
     const hist = await h.fetchHistory();
-    const attempts = (hist.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => Number(e.activityTaskStartedEventAttributes!.attempt));
-    assert.ok(attempts.some((a) => a >= 2), `the probe activity ran again on the new worker (attempts ${attempts.join(',')})`);
+    const attempts = (hist.events ?? [])
+      .filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => Number(e.activityTaskStartedEventAttributes!.attempt));
+    assert.ok(
+      attempts.some((a) => a >= 2),
+      `the probe activity ran again on the new worker (attempts ${attempts.join(',')})`,
+    );
     // Without a heartbeat timeout the dead attempt would hold the workflow for its 5-minute
     // start-to-close timeout; with it, the 10 s liveness timeout plus one more probe.
     assert.ok(tookS < 60, `the probe workflow completed ${tookS.toFixed(1)} s after the kill (a dead worker must be noticed in seconds)`);

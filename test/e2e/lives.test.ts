@@ -55,7 +55,12 @@ describe('attempt directories of an earlier life', () => {
     assert.equal(JSON.parse(readFileSync(path.join(r2.run_dir!, 'status.json'), 'utf8')).token, lines[1]);
     assert.equal(readFileSync(path.join(oldDir, 'status.json'), 'utf8'), oldStatus, 'the earlier life left in place');
     assert.ok(existsSync(path.join(oldDir, 'stdout')));
-    assert.deepEqual(readdirSync(path.dirname(oldDir)).filter((d) => d.startsWith('attempt-')).sort(), ['attempt-1', path.basename(r2.run_dir!)]);
+    assert.deepEqual(
+      readdirSync(path.dirname(oldDir))
+        .filter((d) => d.startsWith('attempt-'))
+        .sort(),
+      ['attempt-1', path.basename(r2.run_dir!)],
+    );
     const events = second.read((s) => s.events('S15-ghost-task-cleaner').map((e) => e.kind));
     assert.ok(events.includes('running'), `events: ${events.join(', ')}`);
   });

@@ -65,8 +65,14 @@ describe('nodes', () => {
   test('node list --json shows the nodes with their slots and status', async () => {
     const [n1, n2] = c.nodes;
     const rows = await nodeList();
-    assert.deepEqual(rows.map((r) => r.name), ['n1', 'n2']);
-    for (const [r, n] of [[rows[0]!, n1!], [rows[1]!, n2!]] as const) {
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      ['n1', 'n2'],
+    );
+    for (const [r, n] of [
+      [rows[0]!, n1!],
+      [rows[1]!, n2!],
+    ] as const) {
       assert.equal(r.kind, 'ssh');
       assert.equal(r.host, '127.0.0.1');
       assert.equal(r.port, n.port);
@@ -78,20 +84,72 @@ describe('nodes', () => {
     try {
       assert.match(await c.cliOk(['node', 'drain', 'n2']), /node n2: drained/);
       const drained = await nodeList();
-      assert.deepEqual(drained.map((r) => [r.name, r.status, r.slots]), [['n1', 'online', 2], ['n2', 'drained', 2]]);
+      assert.deepEqual(
+        drained.map((r) => [r.name, r.status, r.slots]),
+        [
+          ['n1', 'online', 2],
+          ['n2', 'drained', 2],
+        ],
+      );
       // Re-adding a node with other slots updates it in place (and brings it back online).
-      await c.cliOk(['node', 'add', 'n2', '--host', n2!.host, '--port', String(n2!.port), '--user', n2!.user, '--key', n2!.keyPath,
-        '--known-hosts', n2!.knownHostsPath, '--work-dir', n2!.workDir, '--slots', '5']);
-      assert.deepEqual((await nodeList()).map((r) => [r.name, r.status, r.slots]), [['n1', 'online', 2], ['n2', 'online', 5]]);
+      await c.cliOk([
+        'node',
+        'add',
+        'n2',
+        '--host',
+        n2!.host,
+        '--port',
+        String(n2!.port),
+        '--user',
+        n2!.user,
+        '--key',
+        n2!.keyPath,
+        '--known-hosts',
+        n2!.knownHostsPath,
+        '--work-dir',
+        n2!.workDir,
+        '--slots',
+        '5',
+      ]);
+      assert.deepEqual(
+        (await nodeList()).map((r) => [r.name, r.status, r.slots]),
+        [
+          ['n1', 'online', 2],
+          ['n2', 'online', 5],
+        ],
+      );
       // The human table shows the same.
       const table = await c.cliOk(['node', 'list']);
       assert.match(table, /n2\s+ssh\s+127\.0\.0\.1\s+\d+\s+online\s+5\s+0/);
     } finally {
-      await c.cliOk(['node', 'add', 'n2', '--host', n2!.host, '--port', String(n2!.port), '--user', n2!.user, '--key', n2!.keyPath,
-        '--known-hosts', n2!.knownHostsPath, '--work-dir', n2!.workDir, '--slots', '2']);
+      await c.cliOk([
+        'node',
+        'add',
+        'n2',
+        '--host',
+        n2!.host,
+        '--port',
+        String(n2!.port),
+        '--user',
+        n2!.user,
+        '--key',
+        n2!.keyPath,
+        '--known-hosts',
+        n2!.knownHostsPath,
+        '--work-dir',
+        n2!.workDir,
+        '--slots',
+        '2',
+      ]);
       await restoreNodes();
     }
-    assert.deepEqual((await nodeList()).map((r) => [r.name, r.status, r.slots]), [['n1', 'online', 2], ['n2', 'online', 2]]);
+    assert.deepEqual(
+      (await nodeList()).map((r) => [r.name, r.status, r.slots]),
+      [
+        ['n1', 'online', 2],
+        ['n2', 'online', 2],
+      ],
+    );
   });
 
   test('node add refuses a missing key file, a bad name and giving both --host and --local', async () => {
@@ -100,13 +158,36 @@ describe('nodes', () => {
     const before = await shape();
     const missingKey = path.join(c.dir, 'no-such-key');
     const cases: [string, string[], RegExp][] = [
-      ['missing key file', ['node', 'add', 'nokey', '--host', '127.0.0.1', '--port', String(n1.port), '--key', missingKey,
-        '--known-hosts', n1.knownHostsPath, '--slots', '1'], /key file .*no-such-key does not exist/],
-      ['bad name', ['node', 'add', 'bad name;rm', '--host', '127.0.0.1', '--key', n1.keyPath, '--known-hosts', n1.knownHostsPath,
-        '--slots', '1'], /invalid node name/],
+      [
+        'missing key file',
+        [
+          'node',
+          'add',
+          'nokey',
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(n1.port),
+          '--key',
+          missingKey,
+          '--known-hosts',
+          n1.knownHostsPath,
+          '--slots',
+          '1',
+        ],
+        /key file .*no-such-key does not exist/,
+      ],
+      [
+        'bad name',
+        ['node', 'add', 'bad name;rm', '--host', '127.0.0.1', '--key', n1.keyPath, '--known-hosts', n1.knownHostsPath, '--slots', '1'],
+        /invalid node name/,
+      ],
       ['name with a leading dash', ['node', 'add', '--local', '--slots', '1', '--', '-n3'], /invalid node name/],
-      ['both --host and --local', ['node', 'add', 'both', '--host', '127.0.0.1', '--local', '--key', n1.keyPath,
-        '--known-hosts', n1.knownHostsPath, '--slots', '1'], /exactly one of --host HOST or --local/],
+      [
+        'both --host and --local',
+        ['node', 'add', 'both', '--host', '127.0.0.1', '--local', '--key', n1.keyPath, '--known-hosts', n1.knownHostsPath, '--slots', '1'],
+        /exactly one of --host HOST or --local/,
+      ],
       ['neither --host nor --local', ['node', 'add', 'neither', '--slots', '1'], /exactly one of --host HOST or --local/],
     ];
     for (const [what, args, msg] of cases) {
@@ -124,11 +205,17 @@ describe('nodes', () => {
     const workDir = path.join(c.dir, 'local-work');
     mkdirSync(workDir);
     try {
-      assert.match(await c.cliOk(['node', 'add', 'here', '--local', '--slots', '1', '--work-dir', workDir]), /node here: local, 1 slots, online/);
+      assert.match(
+        await c.cliOk(['node', 'add', 'here', '--local', '--slots', '1', '--work-dir', workDir]),
+        /node here: local, 1 slots, online/,
+      );
       await c.cliOk(['node', 'drain', 'n1']);
       await c.cliOk(['node', 'drain', 'n2']);
       const here = (await nodeList()).find((n) => n.name === 'here')!;
-      assert.deepEqual([here.kind, here.host, here.port, here.slots, here.status, here.work_dir], ['local', null, null, 1, 'online', workDir]);
+      assert.deepEqual(
+        [here.kind, here.host, here.port, here.slots, here.status, here.work_dir],
+        ['local', null, null, 1, 'online', workDir],
+      );
 
       await c.cliOk(['submit', '--id', 'local-1', '--command', 'echo "ssh=[${SSH_CONNECTION:-}] task=$DISPATCH_TASK"']);
       const row = await c.waitStatus('local-1', 'completed');
@@ -182,10 +269,14 @@ describe('nodes', () => {
     const query = 'TaskNode="n1" AND ExecutionStatus="Running"';
     const tctl = (args: string[]) => execFileSync(temporalBin(), [...args, '--address', c.temporal.address], { encoding: 'utf8' });
     // Visibility is eventually consistent: the batch must see both before it is started.
-    await waitFor(() => {
-      const out = tctl(['workflow', 'list', '--query', query]);
-      return ids.every((id) => out.includes(`task-${id}`));
-    }, 15_000, 'both workflows visible under the query');
+    await waitFor(
+      () => {
+        const out = tctl(['workflow', 'list', '--query', query]);
+        return ids.every((id) => out.includes(`task-${id}`));
+      },
+      15_000,
+      'both workflows visible under the query',
+    );
 
     tctl(['workflow', 'cancel', '--query', query, '--yes', '--reason', 'batch test']);
 
@@ -213,8 +304,25 @@ describe('nodes', () => {
     writeFileSync(knownHosts, `[127.0.0.1]:${n1.port} ${fakePub}\n`);
     const id = 'hostkey-1';
     try {
-      await c.cliOk(['node', 'add', 'badkey', '--host', '127.0.0.1', '--port', String(n1.port), '--user', n1.user, '--key', n1.keyPath,
-        '--known-hosts', knownHosts, '--work-dir', work, '--slots', '1']);
+      await c.cliOk([
+        'node',
+        'add',
+        'badkey',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(n1.port),
+        '--user',
+        n1.user,
+        '--key',
+        n1.keyPath,
+        '--known-hosts',
+        knownHosts,
+        '--work-dir',
+        work,
+        '--slots',
+        '1',
+      ]);
       await drainAllBut('badkey');
       await c.cliOk(['submit', '--id', id, '--node', 'badkey', '--command', `touch ${marker}; sleep 300`]);
 

@@ -39,9 +39,15 @@ before(async () => {
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
   hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
   factoryDir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-factory-'));
-  writeFileSync(path.join(factoryDir, 'fac-1.md'), '---\ntask_id: fac-made-1\nproject: fac\ncommand: "echo made"\n---\nmade by the factory\n');
+  writeFileSync(
+    path.join(factoryDir, 'fac-1.md'),
+    '---\ntask_id: fac-made-1\nproject: fac\ncommand: "echo made"\n---\nmade by the factory\n',
+  );
   // Prints a spec path for project "fac" only; fails for project "facfail".
-  writeFileSync(path.join(factoryDir, 'factory.sh'), `case "$1" in fac) echo "${factoryDir}/fac-1.md";; facfail) echo boom >&2; exit 4;; esac\n`);
+  writeFileSync(
+    path.join(factoryDir, 'factory.sh'),
+    `case "$1" in fac) echo "${factoryDir}/fac-1.md";; facfail) echo boom >&2; exit 4;; esac\n`,
+  );
   c = await startCluster({
     nodes: 2,
     slots: 3,
@@ -82,7 +88,15 @@ function age(id: string, set: Record<string, string | number | null>): void {
 }
 const hoursAgo = (h: number): string => new Date(Date.now() - h * 3600_000).toISOString();
 
-async function reap(args: string[]): Promise<{ ghosts_found: number; cleaned: string[]; skipped: { id: string; reason: string }[]; drift_fixed: unknown[]; dry_run: boolean; timestamp: string; ghosts: { id: string; rule: string; kill: string; note?: string }[] }> {
+async function reap(args: string[]): Promise<{
+  ghosts_found: number;
+  cleaned: string[];
+  skipped: { id: string; reason: string }[];
+  drift_fixed: unknown[];
+  dry_run: boolean;
+  timestamp: string;
+  ghosts: { id: string; rule: string; kill: string; note?: string }[];
+}> {
   const out = await c.cliOk(['reap', '--json', ...args]);
   return JSON.parse(out);
 }
@@ -164,7 +178,12 @@ describe('reaper', () => {
     const { procs } = await runningTask('off-1', ['--node', 'n2']);
     await c.nodes[1]!.stop();
     try {
-      for (let i = 0; i < 3; i++) await c.client.workflow.execute('nodeProbeWorkflow', { taskQueue: 'dispatch', workflowId: `probe-${i}-${Date.now()}`, args: [{ killGraceS: 1 }] });
+      for (let i = 0; i < 3; i++)
+        await c.client.workflow.execute('nodeProbeWorkflow', {
+          taskQueue: 'dispatch',
+          workflowId: `probe-${i}-${Date.now()}`,
+          args: [{ killGraceS: 1 }],
+        });
       assert.equal(c.read((s) => s.getNode('n2'))?.status, 'offline');
       const r = await reap(['--ids', 'off-1']);
       assert.equal(r.ghosts[0]?.rule, 'node-offline');
@@ -185,12 +204,20 @@ describe('reaper', () => {
     // and attempt as our stale process: it runs under that deployment's work dir, not n2's.
     const otherDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'dispatch-other-deployment-')), 'off-1', 'attempt-1');
     require('node:fs').mkdirSync(otherDir, { recursive: true });
-    const foreign = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { ...process.env, DISPATCH_TASK: 'off-1', DISPATCH_ATTEMPT: '1', DISPATCH_DIR: otherDir } });
+    const foreign = spawn('sleep', ['300'], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, DISPATCH_TASK: 'off-1', DISPATCH_ATTEMPT: '1', DISPATCH_DIR: otherDir },
+    });
     spawned.push(foreign);
     // The pooled connection backs off after failures (at most 10 s): probe until the node answers.
     let recovered: string[] = [];
     for (let i = 0; i < 30 && !recovered.includes('n2'); i++) {
-      const res = await c.client.workflow.execute('nodeProbeWorkflow', { taskQueue: 'dispatch', workflowId: `probe-back-${i}-${Date.now()}`, args: [{ killGraceS: 1 }] });
+      const res = await c.client.workflow.execute('nodeProbeWorkflow', {
+        taskQueue: 'dispatch',
+        workflowId: `probe-back-${i}-${Date.now()}`,
+        args: [{ killGraceS: 1 }],
+      });
       recovered = (res as { recovered: string[] }).recovered;
       if (!recovered.includes('n2')) await sleep(1000);
     }
@@ -198,14 +225,18 @@ describe('reaper', () => {
     for (const p of procs) assert.equal(isAlive(p), false, `leftover ${p} still alive`);
     assert.equal(isAlive(neighbour.pid), true, 'the recovery killed a live task of another node on the same host');
     assert.equal(isAlive(foreign.pid!), true, "the recovery killed another deployment's task (outside n2's work dir)");
-    const online = c.read((s) => rawDb(s).prepare(`SELECT detail FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { detail: string });
+    const online = c.read(
+      (s) => rawDb(s).prepare(`SELECT detail FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { detail: string },
+    );
     const killedPids = (JSON.parse(online.detail) as { killed?: { pid: number }[] }).killed?.map((k) => k.pid) ?? [];
     assert.ok(killedPids.length > 0, `the recovery killed the leftover: ${online.detail}`);
     assert.ok(!killedPids.includes(foreign.pid!), 'the foreign process was listed as killed');
     assert.equal(c.task('off-neighbour')?.status, 'running');
     await c.cliOk(['cancel', 'off-neighbour', '--wait']);
     const back = await c.waitStatus('off-wait', 'completed');
-    const events = c.read((s) => rawDb(s).prepare(`SELECT at FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { at: string });
+    const events = c.read(
+      (s) => rawDb(s).prepare(`SELECT at FROM events WHERE kind = 'node_online' ORDER BY id DESC LIMIT 1`).get() as { at: string },
+    );
     assert.ok(Date.parse(back.started_at!) >= Date.parse(events.at), 'took work only after recovery');
   });
 
@@ -258,7 +289,10 @@ describe('reaper', () => {
     assert.equal(r.ghosts_found, 1);
     assert.equal(r.ghosts[0]?.kill, 'would-kill');
     assert.deepEqual(r.cleaned, []);
-    assert.equal(c.read((s) => JSON.stringify([s.getTask('dry-1'), s.listNodes(), s.reaperRuns().length])), before);
+    assert.equal(
+      c.read((s) => JSON.stringify([s.getTask('dry-1'), s.listNodes(), s.reaperRuns().length])),
+      before,
+    );
     assert.equal(isAlive(pid), true);
     const human = await c.cliOk(['reap', '--dry-run', '--ids', 'dry-1']);
     assert.match(human, /DRY RUN: nothing changed/);
@@ -301,13 +335,21 @@ describe('reaper', () => {
     const n1 = d.find((x) => x.node === 'n1');
     assert.ok(n1, 'drift on n1 reported');
     assert.ok(n1.running_count_was >= 6 && n1.running_count_was <= 7, `was ${n1.running_count_was}`);
-    assert.equal(n1.running_count_now, c.read((s) => s.activeCountsByNode().get('n1') ?? 0));
+    assert.equal(
+      n1.running_count_now,
+      c.read((s) => s.activeCountsByNode().get('n1') ?? 0),
+    );
     assert.equal(c.read((s) => s.getNode('n1'))?.running_count, n1.running_count_now);
   });
 
   test('schedules are applied idempotently and appear in temporal schedule list; trigger runs a sweep', async () => {
     const first = JSON.parse(await c.cliOk(['schedules', 'apply', '--json']));
-    assert.deepEqual(first.map((x: { id: string }) => x.id).sort(), ['dispatch-factory', 'dispatch-guardian', 'dispatch-node-probe', 'dispatch-reaper']);
+    assert.deepEqual(first.map((x: { id: string }) => x.id).sort(), [
+      'dispatch-factory',
+      'dispatch-guardian',
+      'dispatch-node-probe',
+      'dispatch-reaper',
+    ]);
     const again = JSON.parse(await c.cliOk(['schedules', 'apply', '--json']));
     assert.ok(again.every((x: { outcome: string }) => x.outcome === 'updated'));
     const list = tctl(['schedule', 'list']);
@@ -315,23 +357,33 @@ describe('reaper', () => {
     const desc = tctl(['schedule', 'describe', '--schedule-id', 'dispatch-reaper', '--output', 'json']);
     assert.match(desc, /SCHEDULE_OVERLAP_POLICY_SKIP/);
     await c.cliOk(['schedules', 'pause', 'dispatch-reaper']);
-    assert.equal(JSON.parse(await c.cliOk(['schedules', 'list', '--json'])).find((s: { id: string }) => s.id === 'dispatch-reaper').paused, true);
+    assert.equal(
+      JSON.parse(await c.cliOk(['schedules', 'list', '--json'])).find((s: { id: string }) => s.id === 'dispatch-reaper').paused,
+      true,
+    );
     await c.cliOk(['schedules', 'unpause', 'dispatch-reaper']);
     const runsBefore = c.read((s) => s.reaperRuns(100).length);
     const n = await c.cli(['schedules', 'trigger', 'dispatch-reaper']);
     assert.equal(n.code, 0, n.stderr);
-    await waitFor(() => tctl(['workflow', 'list', '--query', 'WorkflowType="reaperWorkflow"']).includes('dispatch-reaper-run'), 20_000, 'a scheduled reaper run');
+    await waitFor(
+      () => tctl(['workflow', 'list', '--query', 'WorkflowType="reaperWorkflow"']).includes('dispatch-reaper-run'),
+      20_000,
+      'a scheduled reaper run',
+    );
     void runsBefore;
     const bad = await c.cli(['schedules', 'pause', 'nope']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown schedule "nope"/);
-    for (const id of ['dispatch-node-probe', 'dispatch-reaper', 'dispatch-guardian', 'dispatch-factory']) await c.cliOk(['schedules', 'pause', id]);
+    for (const id of ['dispatch-node-probe', 'dispatch-reaper', 'dispatch-guardian', 'dispatch-factory'])
+      await c.cliOk(['schedules', 'pause', id]);
   });
 
   test('guardian blocks tasks whose dependencies failed for good and reports cycles', async () => {
     await c.cliOk(['submit', '--id', 'g-a', '--depends-on', 'g-b', '--command', 'true']);
     await c.cliOk(['submit', '--id', 'g-b', '--depends-on', 'g-a', '--command', 'true']);
-    const res = (await c.client.workflow.execute('guardianWorkflow', { taskQueue: 'dispatch', workflowId: `guardian-${Date.now()}` })) as { cycles: string[][] };
+    const res = (await c.client.workflow.execute('guardianWorkflow', { taskQueue: 'dispatch', workflowId: `guardian-${Date.now()}` })) as {
+      cycles: string[][];
+    };
     assert.ok(res.cycles.some((cy) => cy.includes('g-a') && cy.includes('g-b')));
     await c.cliOk(['cancel', 'g-a', '--wait']);
     await c.waitStatus('g-b', 'blocked');
@@ -342,19 +394,28 @@ describe('guardian long-running report', () => {
   test('the guardian reports a task running for more than 4 h that still heartbeats, and leaves it running', async () => {
     const { pid } = await runningTask('g-long', ['--max-runtime', '10h']);
     age('g-long', { started_at: hoursAgo(5) });
-    const res = (await c.client.workflow.execute('guardianWorkflow', { taskQueue: 'dispatch', workflowId: `guardian-long-${Date.now()}` })) as {
+    const res = (await c.client.workflow.execute('guardianWorkflow', {
+      taskQueue: 'dispatch',
+      workflowId: `guardian-long-${Date.now()}`,
+    })) as {
       long_running: { id: string; hours: number }[];
     };
     const entry = res.long_running.find((x) => x.id === 'g-long');
     assert.ok(entry, `reported: ${JSON.stringify(res.long_running)}`);
     assert.ok(entry.hours >= 4.9 && entry.hours <= 5.1, `hours ${entry.hours}`);
-    const run = c.read((s) => rawDb(s).prepare(`SELECT report FROM reaper_runs WHERE kind = 'guardian' ORDER BY id DESC LIMIT 1`).get() as { report: string });
+    const run = c.read(
+      (s) =>
+        rawDb(s).prepare(`SELECT report FROM reaper_runs WHERE kind = 'guardian' ORDER BY id DESC LIMIT 1`).get() as { report: string },
+    );
     assert.match(run.report, /g-long/, 'the report is recorded');
     assert.equal(isAlive(pid), true, 'reported, not killed');
     assert.equal(c.task('g-long')?.status, 'running');
     // A row whose heartbeat is stale is the reaper's business, not a long-running report.
     age('g-long', { last_heartbeat: hoursAgo(1) });
-    const again = (await c.client.workflow.execute('guardianWorkflow', { taskQueue: 'dispatch', workflowId: `guardian-long2-${Date.now()}` })) as { long_running: { id: string }[] };
+    const again = (await c.client.workflow.execute('guardianWorkflow', {
+      taskQueue: 'dispatch',
+      workflowId: `guardian-long2-${Date.now()}`,
+    })) as { long_running: { id: string }[] };
     assert.ok(!again.long_running.some((x) => x.id === 'g-long'));
     await c.cliOk(['cancel', 'g-long', '--wait']);
   });
@@ -367,7 +428,10 @@ describe('guardian retention and factory', () => {
     const { pid } = await runningTask('cur-run', ['--node', old.node!]);
     const cur = c.task('cur-run')!;
     await sleep(4500); // both directories are now older than the 3 s retention
-    const res = (await c.client.workflow.execute('guardianWorkflow', { taskQueue: 'dispatch', workflowId: `guardian-prune-${Date.now()}` })) as { pruned: number };
+    const res = (await c.client.workflow.execute('guardianWorkflow', {
+      taskQueue: 'dispatch',
+      workflowId: `guardian-prune-${Date.now()}`,
+    })) as { pruned: number };
     assert.ok(res.pruned >= 1);
     assert.equal(existsSync(old.run_dir!), false, 'the finished attempt directory was removed');
     assert.equal(existsSync(cur.run_dir!), true, 'the current attempt directory was kept');
@@ -380,7 +444,11 @@ describe('guardian retention and factory', () => {
     await c.cliOk(['submit', '--id', 'facfail-seed', '--project', 'facfail', '--command', 'true']);
     await c.waitStatus('fac-seed', 'completed');
     await c.waitStatus('facfail-seed', 'completed');
-    const res = (await c.client.workflow.execute('factoryWorkflow', { taskQueue: 'dispatch', workflowId: `factory-${Date.now()}` })) as { ran: string[]; submitted: string[]; errors: string[] };
+    const res = (await c.client.workflow.execute('factoryWorkflow', { taskQueue: 'dispatch', workflowId: `factory-${Date.now()}` })) as {
+      ran: string[];
+      submitted: string[];
+      errors: string[];
+    };
     assert.ok(res.ran.includes('fac') && res.ran.includes('facfail'));
     assert.deepEqual(res.submitted, ['fac-made-1']);
     assert.ok(res.errors.some((e) => /facfail: factory command exited 4: boom/.test(e)));
@@ -422,7 +490,16 @@ describe('legacy database: the five ghosts of seed S15', () => {
     const n1 = c.nodes[0]!;
     const run = (args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const p = spawn(process.execPath, [path.resolve(__dirname, '../../../bin/dispatch.js'), '--db', db, '--config', c.configPath, '--address', c.temporal.address, ...args]);
+        const p = spawn(process.execPath, [
+          path.resolve(__dirname, '../../../bin/dispatch.js'),
+          '--db',
+          db,
+          '--config',
+          c.configPath,
+          '--address',
+          c.temporal.address,
+          ...args,
+        ]);
         let out = '';
         let err = '';
         p.stdout.on('data', (b) => (out += b));
@@ -430,7 +507,30 @@ describe('legacy database: the five ghosts of seed S15', () => {
         p.on('close', (code) => resolve({ code, out, err }));
       });
     assert.equal((await run(['init'])).code, 0);
-    assert.equal((await run(['node', 'add', 'n1', '--host', '127.0.0.1', '--port', String(n1.port), '--user', n1.user, '--key', n1.keyPath, '--known-hosts', n1.knownHostsPath, '--work-dir', n1.workDir, '--slots', '4'])).code, 0);
+    assert.equal(
+      (
+        await run([
+          'node',
+          'add',
+          'n1',
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(n1.port),
+          '--user',
+          n1.user,
+          '--key',
+          n1.keyPath,
+          '--known-hosts',
+          n1.knownHostsPath,
+          '--work-dir',
+          n1.workDir,
+          '--slots',
+          '4',
+        ])
+      ).code,
+      0,
+    );
     const r = await run(['reap', '--direct', '--project', 'dispatch-infra', '--json']);
     assert.equal(r.code, 0, r.err);
     const report = JSON.parse(r.out);
@@ -501,4 +601,3 @@ describe('reap --direct batches like the reaper workflow', () => {
     }
   });
 });
-

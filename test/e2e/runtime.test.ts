@@ -54,7 +54,15 @@ async function waitQuiet(): Promise<void> {
 
 describe('dispatch runtime', () => {
   test('a task completes on an sshd node, with its identity, env and exit code recorded', async () => {
-    await c.cliOk(['submit', '--id', 'hello-1', '--project', 'p1', '--command', 'echo "task=$DISPATCH_TASK attempt=$DISPATCH_ATTEMPT"; sleep 1']);
+    await c.cliOk([
+      'submit',
+      '--id',
+      'hello-1',
+      '--project',
+      'p1',
+      '--command',
+      'echo "task=$DISPATCH_TASK attempt=$DISPATCH_ATTEMPT"; sleep 1',
+    ]);
     const row = await c.waitStatus('hello-1', 'completed');
     assert.equal(row.exit_code, 0);
     assert.equal(row.attempts, 1);
@@ -75,12 +83,17 @@ describe('dispatch runtime', () => {
     assert.equal(desc.memo?.command, 'echo "task=$DISPATCH_TASK attempt=$DISPATCH_ATTEMPT"; sleep 1');
     const json = JSON.parse(await c.cliOk(['tasks', '--json', '--project', 'p1']));
     assert.deepEqual(
-      Object.keys(json[0]).filter((k) => ['id', 'project', 'status', 'node', 'pid', 'attempts', 'started_at', 'last_heartbeat', 'error'].includes(k)).length,
+      Object.keys(json[0]).filter((k) =>
+        ['id', 'project', 'status', 'node', 'pid', 'attempts', 'started_at', 'last_heartbeat', 'error'].includes(k),
+      ).length,
       9,
     );
     const st = JSON.parse(await c.cliOk(['status', '--json', '--project', 'p1']));
     assert.deepEqual(st.counts, { completed: 1 });
-    assert.deepEqual(st.nodes.map((n: { name: string }) => n.name), ['n1', 'n2']);
+    assert.deepEqual(
+      st.nodes.map((n: { name: string }) => n.name),
+      ['n1', 'n2'],
+    );
     assert.deepEqual(Object.keys(st.nodes[0]).sort(), ['name', 'running_count', 'slots', 'status']);
   });
 
@@ -89,16 +102,24 @@ describe('dispatch runtime', () => {
     await c.waitStatus('fast-path', 'completed');
     const hist = await c.client.workflow.getHandle('task-fast-path').fetchHistory();
     const events = hist.events ?? [];
-    const activities = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+    const activities = events
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
     assert.equal(activities[0], 'registerTask', `activities: ${activities.join(', ')}`);
     assert.deepEqual(activities.slice(1, 3).sort(), ['markRunning', 'supervise'], `activities: ${activities.join(', ')}`);
     const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).slice(1, 3);
-    assert.equal(String(scheduled[0]!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId), String(scheduled[1]!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId), 'mark running and the first supervise slice are scheduled by one workflow task');
+    assert.equal(
+      String(scheduled[0]!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId),
+      String(scheduled[1]!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId),
+      'mark running and the first supervise slice are scheduled by one workflow task',
+    );
     const markers = events.filter((e) => e.markerRecordedEventAttributes).map((e) => e.markerRecordedEventAttributes!.markerName);
     assert.deepEqual(markers, ['core_local_activity'], 'launch ran as a local activity');
     assert.ok(!activities.includes('getNode'), 'the node row came with the assignment');
     assert.ok(!activities.includes('getAssignment'), 'no poll was needed');
-    const signals = events.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
+    const signals = events
+      .filter((e) => e.workflowExecutionSignaledEventAttributes)
+      .map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
     assert.deepEqual(signals, [], 'no assignment signal was needed');
   });
 
@@ -110,7 +131,9 @@ describe('dispatch runtime', () => {
     assert.match(row.error ?? '', /exit code 3 \(attempt 2 of 2\)/);
     const kinds = c.read((s) => s.events('fails-1').map((e) => e.kind));
     assert.deepEqual(kinds.filter((k) => k === 'requeued').length, 1);
-    await assert.rejects(c.client.workflow.getHandle('task-fails-1').result(), (e: Error) => /exit code 3/.test(String((e.cause as Error)?.message)));
+    await assert.rejects(c.client.workflow.getHandle('task-fails-1').result(), (e: Error) =>
+      /exit code 3/.test(String((e.cause as Error)?.message)),
+    );
   });
 
   test('the same task resubmitted is a no-op; a different task under a used id is refused', async () => {
@@ -155,7 +178,10 @@ describe('dispatch runtime', () => {
 
   test('a spec file with an executor runs the mapped command with the copied spec path', async () => {
     const spec = path.join(c.dir, 'S1.md');
-    writeFileSync(spec, '---\ntask_id: S1-spec\nproject: dispatch-infra\npriority: 1\ndepends_on: []\nmodifies:\n  - a.py\nexecutor: catter\nestimated_minutes: 1\n---\n# Title with \'quotes\' and $(not run)\n');
+    writeFileSync(
+      spec,
+      "---\ntask_id: S1-spec\nproject: dispatch-infra\npriority: 1\ndepends_on: []\nmodifies:\n  - a.py\nexecutor: catter\nestimated_minutes: 1\n---\n# Title with 'quotes' and $(not run)\n",
+    );
     const cfg = JSON.parse(readFileSync(c.configPath, 'utf8'));
     writeFileSync(c.configPath, JSON.stringify({ ...cfg, executors: { catter: 'wc -c < {spec} && cat {spec}' } }));
     try {
@@ -173,8 +199,25 @@ describe('dispatch runtime', () => {
   test('priority (lower first), then submission order, decides who gets a free slot', async () => {
     await waitQuiet();
     await c.cliOk(['node', 'drain', 'n2']);
-    await c.cliOk(['node', 'add', 'n1', '--host', '127.0.0.1', '--port', String(c.nodes[0]!.port), '--user', c.nodes[0]!.user,
-      '--key', c.nodes[0]!.keyPath, '--known-hosts', c.nodes[0]!.knownHostsPath, '--work-dir', c.nodes[0]!.workDir, '--slots', '1']);
+    await c.cliOk([
+      'node',
+      'add',
+      'n1',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(c.nodes[0]!.port),
+      '--user',
+      c.nodes[0]!.user,
+      '--key',
+      c.nodes[0]!.keyPath,
+      '--known-hosts',
+      c.nodes[0]!.knownHostsPath,
+      '--work-dir',
+      c.nodes[0]!.workDir,
+      '--slots',
+      '1',
+    ]);
     try {
       // The blocker holds the only slot until the test releases it, once all three wait in the queue.
       const release = path.join(c.dir, 'barrier-prio');
@@ -190,8 +233,25 @@ describe('dispatch runtime', () => {
       assert.ok(starts[0]! < starts[1]! && starts[1]! < starts[2]!, `start order ${rows.map((r) => `${r.id}@${r.started_at}`).join(', ')}`);
       for (const r of rows) assert.equal(r.node, 'n1');
     } finally {
-      await c.cliOk(['node', 'add', 'n1', '--host', '127.0.0.1', '--port', String(c.nodes[0]!.port), '--user', c.nodes[0]!.user,
-        '--key', c.nodes[0]!.keyPath, '--known-hosts', c.nodes[0]!.knownHostsPath, '--work-dir', c.nodes[0]!.workDir, '--slots', '2']);
+      await c.cliOk([
+        'node',
+        'add',
+        'n1',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(c.nodes[0]!.port),
+        '--user',
+        c.nodes[0]!.user,
+        '--key',
+        c.nodes[0]!.keyPath,
+        '--known-hosts',
+        c.nodes[0]!.knownHostsPath,
+        '--work-dir',
+        c.nodes[0]!.workDir,
+        '--slots',
+        '2',
+      ]);
       await c.cliOk(['node', 'resume', 'n2']);
     }
   });
@@ -210,7 +270,9 @@ describe('dispatch runtime', () => {
     const blocked = await c.waitStatus('dep-blocked', 'blocked');
     assert.match(blocked.error ?? '', /dependency dep-bad-parent failed/);
     assert.equal(blocked.pid, null);
-    await assert.rejects(c.client.workflow.getHandle('task-dep-blocked').result(), (e: Error) => /dependency dep-bad-parent failed/.test(String((e.cause as Error)?.message)));
+    await assert.rejects(c.client.workflow.getHandle('task-dep-blocked').result(), (e: Error) =>
+      /dependency dep-bad-parent failed/.test(String((e.cause as Error)?.message)),
+    );
     // Submitted after the dependency failed: blocked by the register activity's own allocation pass.
     await c.cliOk(['submit', '--id', 'dep-blocked-late', '--depends-on', 'dep-bad-parent', '--command', 'true']);
     const late = await c.waitStatus('dep-blocked-late', 'blocked');
@@ -245,35 +307,36 @@ describe('dispatch runtime', () => {
       for (;;) {
         const rs = sample();
         if (pred(rs)) return rs;
-        if (Date.now() > deadline) throw new Error(`timed out waiting until ${label}: ${JSON.stringify(rs.map((r) => [r.id, r.status, r.node]))}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting until ${label}: ${JSON.stringify(rs.map((r) => [r.id, r.status, r.node]))}`);
         await sleep(100);
       }
     };
     // Whatever fails, release the barriers so that no task is left holding a slot for later tests.
     try {
-    // Saturated: all four slots taken, two per node, and only one of the two tasks on src/x.py.
-    let rs = await until((r) => r.filter((x) => x.status === 'running').length === 4, 'four tasks run');
-    await sleep(1000);
-    rs = sample();
-    assert.equal(rs.filter(active).length, 4, 'no fifth task while every slot is taken');
-    for (const n of ['n1', 'n2']) assert.equal(rs.filter((r) => r.node === n && active(r)).length, 2, `node ${n} holds its 2 slots`);
-    const mods = rs.filter((r) => r.id.startsWith('mod-'));
-    assert.equal(mods.filter(active).length, 1, 'exactly one task that modifies src/x.py runs');
-    // The slot tasks end; slots free up, but the second src/x.py task waits for the lock.
-    writeFileSync(barrier('slots'), '');
-    rs = await until((r) => r.filter((x) => x.id.startsWith('slot-')).every((x) => x.status === 'completed'), 'the slot tasks complete');
-    await sleep(1000);
-    rs = sample();
-    const waiting = rs.filter((r) => r.id.startsWith('mod-') && r.status === 'queued');
-    assert.equal(waiting.length, 1, 'the second task on src/x.py stays queued while the first holds the lock, with slots free');
-    writeFileSync(barrier('mod'), '');
-    await until((r) => r.every((x) => x.status === 'completed'), 'every task completes');
-    assert.equal(maxPerNode, 2, 'a node should reach but never exceed its 2 slots');
-    const a = c.task('mod-a')!;
-    const b = c.task('mod-b')!;
-    const [first, second] = Date.parse(a.started_at!) < Date.parse(b.started_at!) ? [a, b] : [b, a];
-    assert.ok(Date.parse(second.started_at!) >= Date.parse(first.finished_at!), 'modifies overlap');
-    assert.equal(c.read((s) => rawDb(s).prepare('SELECT COUNT(*) AS n FROM file_locks').get() as { n: number }).n, 0);
+      // Saturated: all four slots taken, two per node, and only one of the two tasks on src/x.py.
+      let rs = await until((r) => r.filter((x) => x.status === 'running').length === 4, 'four tasks run');
+      await sleep(1000);
+      rs = sample();
+      assert.equal(rs.filter(active).length, 4, 'no fifth task while every slot is taken');
+      for (const n of ['n1', 'n2']) assert.equal(rs.filter((r) => r.node === n && active(r)).length, 2, `node ${n} holds its 2 slots`);
+      const mods = rs.filter((r) => r.id.startsWith('mod-'));
+      assert.equal(mods.filter(active).length, 1, 'exactly one task that modifies src/x.py runs');
+      // The slot tasks end; slots free up, but the second src/x.py task waits for the lock.
+      writeFileSync(barrier('slots'), '');
+      rs = await until((r) => r.filter((x) => x.id.startsWith('slot-')).every((x) => x.status === 'completed'), 'the slot tasks complete');
+      await sleep(1000);
+      rs = sample();
+      const waiting = rs.filter((r) => r.id.startsWith('mod-') && r.status === 'queued');
+      assert.equal(waiting.length, 1, 'the second task on src/x.py stays queued while the first holds the lock, with slots free');
+      writeFileSync(barrier('mod'), '');
+      await until((r) => r.every((x) => x.status === 'completed'), 'every task completes');
+      assert.equal(maxPerNode, 2, 'a node should reach but never exceed its 2 slots');
+      const a = c.task('mod-a')!;
+      const b = c.task('mod-b')!;
+      const [first, second] = Date.parse(a.started_at!) < Date.parse(b.started_at!) ? [a, b] : [b, a];
+      assert.ok(Date.parse(second.started_at!) >= Date.parse(first.finished_at!), 'modifies overlap');
+      assert.equal(c.read((s) => rawDb(s).prepare('SELECT COUNT(*) AS n FROM file_locks').get() as { n: number }).n, 0);
     } finally {
       writeFileSync(barrier('slots'), '');
       writeFileSync(barrier('mod'), '');
@@ -325,7 +388,9 @@ describe('dispatch runtime', () => {
     assert.equal(row.attempts, 1);
     assert.equal(readFileSync(path.join(row.run_dir!, 'starts'), 'utf8'), 'started\n', 'exactly one process ran');
     const hist = await c.client.workflow.getHandle('task-survivor').fetchHistory();
-    const retried = hist.events?.some((e) => e.activityTaskStartedEventAttributes && Number(e.activityTaskStartedEventAttributes.attempt) > 1);
+    const retried = hist.events?.some(
+      (e) => e.activityTaskStartedEventAttributes && Number(e.activityTaskStartedEventAttributes.attempt) > 1,
+    );
     assert.ok(retried, 'the supervising activity was retried on the new worker');
   });
 
@@ -351,7 +416,9 @@ describe('dispatch runtime', () => {
     await c.cliOk(['submit', '--id', 'queried', '--command', 'sleep 3']);
     const row = await c.waitStatus('queried', 'running');
     await sleep(300);
-    const st = await c.client.workflow.getHandle('task-queried').query<{ status: string; identity: { pid: number } | null; attempt: number }>('state');
+    const st = await c.client.workflow
+      .getHandle('task-queried')
+      .query<{ status: string; identity: { pid: number } | null; attempt: number }>('state');
     assert.equal(st.status, 'running');
     assert.equal(st.attempt, 1);
     assert.equal(st.identity?.pid, row.pid);

@@ -31,8 +31,14 @@ test('four processes writing through the store for a few seconds get no SQLITE_B
   );
   const busy = outs.reduce((a, o) => a + o.busy, 0);
   assert.equal(busy, 0);
-  assert.equal(outs.reduce((a, o) => a + o.other, 0), 0);
-  assert.ok(outs.every((o) => o.writes > 0), 'every writer made progress');
+  assert.equal(
+    outs.reduce((a, o) => a + o.other, 0),
+    0,
+  );
+  assert.ok(
+    outs.every((o) => o.writes > 0),
+    'every writer made progress',
+  );
   const check = new Store(dbPath, { readonly: true });
   try {
     assert.equal(check.getNode('n1')?.running_count, 0, 'slot books balance after the storm');

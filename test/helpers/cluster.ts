@@ -142,7 +142,11 @@ export class Cluster {
     this.read((s) => {
       const active = s.activeCountsByNode();
       for (const n of s.listNodes()) {
-        assert.equal(n.running_count ?? 0, active.get(n.name) ?? 0, `node ${n.name}: running_count ${n.running_count} != active rows ${active.get(n.name) ?? 0}`);
+        assert.equal(
+          n.running_count ?? 0,
+          active.get(n.name) ?? 0,
+          `node ${n.name}: running_count ${n.running_count} != active rows ${active.get(n.name) ?? 0}`,
+        );
       }
     });
   }
@@ -179,8 +183,25 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
   const c = new Cluster(dir, dbPath, configPath, temporal, nodes, client, conn, env);
   await c.cliOk(['init']);
   for (const n of nodes) {
-    await c.cliOk(['node', 'add', n.name, '--host', n.host, '--port', String(n.port), '--user', n.user, '--key', n.keyPath,
-      '--known-hosts', n.knownHostsPath, '--work-dir', n.workDir, '--slots', String(o.slots ?? 2)]);
+    await c.cliOk([
+      'node',
+      'add',
+      n.name,
+      '--host',
+      n.host,
+      '--port',
+      String(n.port),
+      '--user',
+      n.user,
+      '--key',
+      n.keyPath,
+      '--known-hosts',
+      n.knownHostsPath,
+      '--work-dir',
+      n.workDir,
+      '--slots',
+      String(o.slots ?? 2),
+    ]);
   }
   return c;
 }

@@ -21,7 +21,10 @@ export function readProcStat(pid: number): ProcStat | null {
   // comm (field 2) may contain spaces and ')' itself, so split after the LAST ')'.
   const close = raw.lastIndexOf(')');
   if (close < 0) return null;
-  const f = raw.slice(close + 2).trim().split(/\s+/);
+  const f = raw
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
   // f[0] is field 3 (state), so field N is f[N - 3].
   if (f.length < 20) return null;
   return {
@@ -40,11 +43,7 @@ export function isAlive(pid: number): boolean {
 }
 
 /** Polls `pred` every 100 ms until it returns true; throws `timed out waiting for <label>`. */
-export async function waitFor(
-  pred: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  label: string,
-): Promise<void> {
+export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs: number, label: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await pred()) return;
@@ -56,7 +55,10 @@ export async function waitFor(
 /** Every pid in /proc (empty if /proc cannot be read). */
 export function listPids(): number[] {
   try {
-    return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
+    return fs
+      .readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .map(Number);
   } catch {
     return [];
   }

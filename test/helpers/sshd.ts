@@ -143,10 +143,7 @@ function sshdDescendants(root: number): Proc[] {
 class PortInUse extends Error {}
 
 /** Starts a per-node sshd (own host key, config, known_hosts) on a free port of 127.0.0.1. */
-export async function startSshd(
-  name: string,
-  opts: { baseDir?: string; clientKeyDir?: string } = {},
-): Promise<SshNode> {
+export async function startSshd(name: string, opts: { baseDir?: string; clientKeyDir?: string } = {}): Promise<SshNode> {
   fs.mkdirSync('/run/sshd', { recursive: true }); // privilege separation dir; sshd refuses to start without it
   const base = opts.baseDir;
   if (base) fs.mkdirSync(base, { recursive: true });

@@ -67,12 +67,14 @@ export function temporalBin(): string {
 /** Distinct free ports: all bound at once (so they differ), then released. */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<net.Server>((resolve, reject) => {
-        const s = net.createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve(s));
-      }),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
     ),
   );
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
@@ -123,16 +125,24 @@ async function stopChild(c: ChildProcess): Promise<void> {
 class PortInUse extends Error {}
 
 /** Spawns the server and waits until it serves the namespace; throws with the stderr tail on failure. */
-async function launch(
-  ports: { grpc: number; http: number; metrics: number },
-  dbFile: string,
-  namespace: string,
-): Promise<ChildProcess> {
+async function launch(ports: { grpc: number; http: number; metrics: number }, dbFile: string, namespace: string): Promise<ChildProcess> {
   const address = `127.0.0.1:${ports.grpc}`;
   const args = [
-    'server', 'start-dev', '--headless', '--ip', '127.0.0.1',
-    '--port', String(ports.grpc), '--http-port', String(ports.http), '--metrics-port', String(ports.metrics),
-    '--db-filename', dbFile, '--log-level', 'error',
+    'server',
+    'start-dev',
+    '--headless',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(ports.grpc),
+    '--http-port',
+    String(ports.http),
+    '--metrics-port',
+    String(ports.metrics),
+    '--db-filename',
+    dbFile,
+    '--log-level',
+    'error',
     ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', a]),
   ];
   const child = spawnGuarded(temporalBin(), args);

@@ -37,7 +37,12 @@ function load(): Record<string, Service> {
 function env(s: Service): Record<string, string> {
   const e = s.environment ?? {};
   if (Array.isArray(e)) {
-    return Object.fromEntries(e.map((kv) => [kv.slice(0, kv.indexOf('=') < 0 ? kv.length : kv.indexOf('=')), kv.includes('=') ? kv.slice(kv.indexOf('=') + 1) : '']));
+    return Object.fromEntries(
+      e.map((kv) => [
+        kv.slice(0, kv.indexOf('=') < 0 ? kv.length : kv.indexOf('=')),
+        kv.includes('=') ? kv.slice(kv.indexOf('=') + 1) : '',
+      ]),
+    );
   }
   return Object.fromEntries(Object.entries(e).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
@@ -127,7 +132,9 @@ describe('docker-compose.temporal.yml', () => {
   });
 
   test('the header says how to use it with dispatch', () => {
-    const header = TEXT.split('\n').filter((l) => l.startsWith('#')).join('\n');
+    const header = TEXT.split('\n')
+      .filter((l) => l.startsWith('#'))
+      .join('\n');
     assert.match(header, /docker compose -f docker-compose\.temporal\.yml up -d/);
     assert.match(header, /dispatch worker --address localhost:7233/);
   });
@@ -173,7 +180,11 @@ describe('docker-compose.temporal.yml', () => {
       const first = await runScript(); // started right away: it must wait for the server
       assert.equal(first.code, 0, first.out);
       const list = () =>
-        JSON.parse(execFileSync(bin, ['operator', 'search-attribute', 'list', '--namespace', 'default', '--address', address, '--output', 'json'], { encoding: 'utf8' }));
+        JSON.parse(
+          execFileSync(bin, ['operator', 'search-attribute', 'list', '--namespace', 'default', '--address', address, '--output', 'json'], {
+            encoding: 'utf8',
+          }),
+        );
       const custom = (list() as { customAttributes?: Record<string, string> }).customAttributes ?? {};
       for (const f of SEARCH_ATTRIBUTE_FLAGS) {
         const [name, type] = f.split('=') as [string, string];

@@ -47,7 +47,15 @@ describe('compileConfig', () => {
 
   test('reads seed keys, durations and the check_interval_cycles alias', () => {
     const c = compileConfig(
-      { threshold_hours: 4, check_interval_cycles: '5m', auto_kill: false, ghost_action: 'requeue', webhook_url: 'https://hooks.example/x', max_runtime: '2h30m', executors: { glm: 'run-glm {spec}' } },
+      {
+        threshold_hours: 4,
+        check_interval_cycles: '5m',
+        auto_kill: false,
+        ghost_action: 'requeue',
+        webhook_url: 'https://hooks.example/x',
+        max_runtime: '2h30m',
+        executors: { glm: 'run-glm {spec}' },
+      },
       NO_ENV,
     );
     assert.equal(c.threshold_hours, 4);
@@ -64,7 +72,11 @@ describe('compileConfig', () => {
   });
 
   test('fills factory defaults', () => {
-    assert.deepEqual(compileConfig({ factory: { command: 'make-specs' } }, NO_ENV).factory, { command: 'make-specs', min_pending: 1, interval: 60 });
+    assert.deepEqual(compileConfig({ factory: { command: 'make-specs' } }, NO_ENV).factory, {
+      command: 'make-specs',
+      min_pending: 1,
+      interval: 60,
+    });
   });
 
   test('raises heartbeat_record_interval to a third of the lease', () => {
@@ -181,11 +193,13 @@ describe('environment overrides', () => {
   });
 
   test('refuses a bad TASK_MAX_REQUEUE and names the variable', () => {
-    for (const v of ['abc', '0', '-2', '1.5', '3x']) assert.throws(() => compileConfig({}, { TASK_MAX_REQUEUE: v }), refusesNaming('TASK_MAX_REQUEUE'), v);
+    for (const v of ['abc', '0', '-2', '1.5', '3x'])
+      assert.throws(() => compileConfig({}, { TASK_MAX_REQUEUE: v }), refusesNaming('TASK_MAX_REQUEUE'), v);
   });
 
   test('refuses a bad TASK_REAP_BATCH and names the variable', () => {
-    for (const v of ['lots', '0', '1e3']) assert.throws(() => compileConfig({}, { TASK_REAP_BATCH: v }), refusesNaming('TASK_REAP_BATCH'), v);
+    for (const v of ['lots', '0', '1e3'])
+      assert.throws(() => compileConfig({}, { TASK_REAP_BATCH: v }), refusesNaming('TASK_REAP_BATCH'), v);
   });
 });
 
@@ -209,13 +223,19 @@ describe('loadConfig', () => {
 
   test('refuses a missing explicit path and names it', () => {
     const p = path.join(dir, 'missing.json');
-    assert.throws(() => loadConfig(p, NO_ENV), (e: unknown) => e instanceof UserError && e.message === `config file ${p} not found`);
+    assert.throws(
+      () => loadConfig(p, NO_ENV),
+      (e: unknown) => e instanceof UserError && e.message === `config file ${p} not found`,
+    );
   });
 
   test('refuses invalid JSON and names the file', () => {
     const p = path.join(dir, 'bad.json');
     writeFileSync(p, '{ "threshold_hours": 2, }');
-    assert.throws(() => loadConfig(p, NO_ENV), (e: unknown) => e instanceof UserError && e.message.startsWith(`config file ${p} is not valid JSON: `));
+    assert.throws(
+      () => loadConfig(p, NO_ENV),
+      (e: unknown) => e instanceof UserError && e.message.startsWith(`config file ${p} is not valid JSON: `),
+    );
   });
 
   test('refuses a bad value in the file with a ConfigError naming the key', () => {

@@ -7,7 +7,10 @@ import { dependencyVerdict } from '../../src/store/dependencies';
 import { Store, localNodeInput } from '../../src/store/store';
 import type { TaskSpec } from '../../src/common/types';
 
-const lookup = (statuses: Record<string, string | null>) => (id: string): string | null | undefined => statuses[id];
+const lookup =
+  (statuses: Record<string, string | null>) =>
+  (id: string): string | null | undefined =>
+    statuses[id];
 
 describe('dependencyVerdict', () => {
   test('no dependencies: ready', () => {

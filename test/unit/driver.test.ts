@@ -5,14 +5,31 @@ import { driveSweep, mergeReports, type SweepSteps } from '../../src/reaper/driv
 import type { GhostPlan, SweepOptions, SweepPlan, SweepReport } from '../../src/reaper/sweep';
 
 const OPTIONS: SweepOptions = {
-  dryRun: false, ids: null, project: null, staleS: 900, thresholdHours: 2, maxAttempts: 3, action: 'fail', autoKill: true,
-  batch: 3, leaseS: 30, killGraceS: 10, notifyUrl: 'http://127.0.0.1:9/hook',
+  dryRun: false,
+  ids: null,
+  project: null,
+  staleS: 900,
+  thresholdHours: 2,
+  maxAttempts: 3,
+  action: 'fail',
+  autoKill: true,
+  batch: 3,
+  leaseS: 30,
+  killGraceS: 10,
+  notifyUrl: 'http://127.0.0.1:9/hook',
 };
 
 function ghost(id: string): GhostPlan {
   return {
-    id, rule: 'orphaned', seen: { status: 'running', attempts: 1, updated_at: null, last_heartbeat: null }, node: null, pid: null,
-    identity: null, legacy: true, workflow: 'missing', canRequeue: false,
+    id,
+    rule: 'orphaned',
+    seen: { status: 'running', attempts: 1, updated_at: null, last_heartbeat: null },
+    node: null,
+    pid: null,
+    identity: null,
+    legacy: true,
+    workflow: 'missing',
+    canRequeue: false,
   };
 }
 
@@ -40,9 +57,15 @@ function fleet(n: number, o: Partial<SweepOptions> = {}, stuck: string[] = []) {
       left = left.filter((id) => !cleaned.includes(id));
       const skipped = plan.ghosts.filter((g) => stuck.includes(g.id)).map((g) => ({ id: g.id, reason: 'row changed' }));
       const report: SweepReport = {
-        ghosts_found: plan.ghosts.length, cleaned, skipped, drift_fixed: [], dry_run: options.dryRun, timestamp: plan.timestamp,
+        ghosts_found: plan.ghosts.length,
+        cleaned,
+        skipped,
+        drift_fixed: [],
+        dry_run: options.dryRun,
+        timestamp: plan.timestamp,
         ghosts: plan.ghosts.map((g) => ({ id: g.id, rule: g.rule, node: null, pid: null, kill: 'not-signalled', action: 'fail' })),
-        requeued: [], locks_released: 0,
+        requeued: [],
+        locks_released: 0,
       };
       return report;
     },

@@ -44,23 +44,79 @@ function assertCommandShape(cmd: string, script: string | null, name: string, ar
 
 const noNul = (s: string): boolean => !s.includes('\0');
 /** Characters that matter to a shell, plus anything at all. */
-const shellChar = fc.constantFrom("'", "''", "'\\''", '\\', '"', '$', '`', ' ', '\n', '\r', '\t', ';', '|', '&', '(', ')', '<', '>', '!', '*', '?', '[', ']', '#', '~', '{', '}', '=', '%', '-', 'a', 'Z', '0', '\u00e9', '\u{1F389}', '\x1b', '\x7f');
+const shellChar = fc.constantFrom(
+  "'",
+  "''",
+  "'\\''",
+  '\\',
+  '"',
+  '$',
+  '`',
+  ' ',
+  '\n',
+  '\r',
+  '\t',
+  ';',
+  '|',
+  '&',
+  '(',
+  ')',
+  '<',
+  '>',
+  '!',
+  '*',
+  '?',
+  '[',
+  ']',
+  '#',
+  '~',
+  '{',
+  '}',
+  '=',
+  '%',
+  '-',
+  'a',
+  'Z',
+  '0',
+  '\u00e9',
+  '\u{1F389}',
+  '\x1b',
+  '\x7f',
+);
 const anyArgString = fc.oneof(
   fc.string({ unit: shellChar, maxLength: 30 }),
   fc.string({ unit: 'binary', maxLength: 40 }).filter(noNul),
   fc.string({ unit: 'binary-ascii', maxLength: 40 }).filter(noNul),
-  fc.constantFrom('', "'", "'; rm -rf / #", "$(touch /tmp/pwned)", "`id`", "' '", "'\\''", '\\', '\n', '--', '-c', 'a b'),
+  fc.constantFrom('', "'", "'; rm -rf / #", '$(touch /tmp/pwned)', '`id`', "' '", "'\\''", '\\', '\n', '--', '-c', 'a b'),
 );
 const anyArg: fc.Arbitrary<CommandArg> = fc.oneof(anyArgString, fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER), fc.constant(0));
-const scriptName = fc.tuple(fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz'.split('')), fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-'.split('')), maxLength: 20 })).map(([a, b]) => a + b);
+const scriptName = fc
+  .tuple(
+    fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz'.split('')),
+    fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-'.split('')), maxLength: 20 }),
+  )
+  .map(([a, b]) => a + b);
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'.split('');
-const validId = fc.tuple(fc.constantFrom(...ALNUM), fc.string({ unit: fc.constantFrom(...ALNUM, '.', '_', '-'), maxLength: 127 })).map(([a, b]) => a + b);
+const validId = fc
+  .tuple(fc.constantFrom(...ALNUM), fc.string({ unit: fc.constantFrom(...ALNUM, '.', '_', '-'), maxLength: 127 }))
+  .map(([a, b]) => a + b);
 const validPid = fc.integer({ min: 2, max: 4_194_304 });
-const startTime = fc.oneof(fc.nat().map(String), fc.string({ unit: fc.constantFrom(...'0123456789'.split('')), minLength: 1, maxLength: 20 }));
+const startTime = fc.oneof(
+  fc.nat().map(String),
+  fc.string({ unit: fc.constantFrom(...'0123456789'.split('')), minLength: 1, maxLength: 20 }),
+);
 const bootId = fc.uuid().map((u) => u.toLowerCase());
 
-const junk = fc.anything({ withBoxedValues: true, withMap: true, withSet: true, withDate: true, withTypedArray: true, withNullPrototype: true, maxDepth: 1 });
+const junk = fc.anything({
+  withBoxedValues: true,
+  withMap: true,
+  withSet: true,
+  withDate: true,
+  withTypedArray: true,
+  withNullPrototype: true,
+  maxDepth: 1,
+});
 
 /** Reference scripts: the fixed text each builder must send, whatever its arguments. */
 const REF_BOOT = '00000000-0000-4000-8000-000000000000';
@@ -75,7 +131,15 @@ const REF = {
 
 describe('fuzz: node command builder', () => {
   test('the test parser itself refuses unquoted metacharacters, a second space and an open quote', () => {
-    for (const bad of ["sh -c 'x' n ;", "sh -c 'x' n $(id)", "sh -c 'x'  n", "sh -c 'x", "sh -c 'x' n\nid", 'sh -c "x" n', "sh -c 'x' n \\n"]) {
+    for (const bad of [
+      "sh -c 'x' n ;",
+      "sh -c 'x' n $(id)",
+      "sh -c 'x'  n",
+      "sh -c 'x",
+      "sh -c 'x' n\nid",
+      'sh -c "x" n',
+      "sh -c 'x' n \\n",
+    ]) {
       assert.throws(() => parsePosixWords(bad), Error, bad);
     }
     assert.deepEqual(parsePosixWords("sh -c 'a'\\''b' n 12 ''").words, ['sh', '-c', "a'b", 'n', '12', '']);
@@ -86,7 +150,10 @@ describe('fuzz: node command builder', () => {
       fc.property(anyArgString, (s) => {
         const r = spawnSync('/bin/sh', ['-c', `printf %s ${shq(s)}`], { encoding: 'buffer' });
         assert.equal(r.status, 0, r.stderr.toString());
-        assert.ok(Buffer.from(s, 'utf8').equals(r.stdout), `${JSON.stringify(s)} came back as ${JSON.stringify(r.stdout.toString('utf8'))}`);
+        assert.ok(
+          Buffer.from(s, 'utf8').equals(r.stdout),
+          `${JSON.stringify(s)} came back as ${JSON.stringify(r.stdout.toString('utf8'))}`,
+        );
       }),
       SPAWN_RUNS,
     );
@@ -119,10 +186,17 @@ describe('fuzz: node command builder', () => {
   test('buildCommand refuses NUL bytes, negative or non-integer numbers, non-string arguments and bad script names', () => {
     const badArg = fc.oneof(
       fc.string({ maxLength: 10 }).map((s) => `${s}\0${s}`),
-      fc.oneof(fc.integer({ max: -1 }), fc.double().filter((d) => !Number.isSafeInteger(d) || d < 0), fc.constant(Number.MAX_SAFE_INTEGER + 1)),
+      fc.oneof(
+        fc.integer({ max: -1 }),
+        fc.double().filter((d) => !Number.isSafeInteger(d) || d < 0),
+        fc.constant(Number.MAX_SAFE_INTEGER + 1),
+      ),
       junk.filter((v) => typeof v !== 'string' && typeof v !== 'number'),
     );
-    const badName = fc.oneof(fc.string({ maxLength: 10 }).filter((s) => !/^[a-z][a-z0-9-]*$/.test(s)), fc.constantFrom('', 'A', '1x', 'x;id', 'x y', "x'", 'x\n'));
+    const badName = fc.oneof(
+      fc.string({ maxLength: 10 }).filter((s) => !/^[a-z][a-z0-9-]*$/.test(s)),
+      fc.constantFrom('', 'A', '1x', 'x;id', 'x y', "x'", 'x\n'),
+    );
     fc.assert(
       fc.property(fc.array(anyArg, { maxLength: 3 }), badArg, fc.nat(), scriptName, (good, bad, at, name) => {
         const args = [...good];
@@ -153,22 +227,48 @@ describe('fuzz: node command builder', () => {
   test('probeCommand, killCommand and identifyCommand always send their fixed scripts with only validated arguments', () => {
     const targets = fc.array(fc.record({ pid: validPid, starttime: startTime }), { maxLength: 6 });
     fc.assert(
-      fc.property(anyArgString, validPid, startTime, bootId, fc.double({ min: -5, max: 1e6, noNaN: true }), targets, (dir, pid, st, boot, grace, ts) => {
-        assertCommandShape(probeCommand({ dir, pid, starttime: st, bootId: boot }), REF.probe, 'dispatch-probe', [dir, pid, st, boot]);
-        const g = Math.max(0, Math.round(grace));
-        assertCommandShape(killCommand(boot, grace, ts), REF.kill, 'dispatch-kill', [boot, g, ...ts.flatMap((t) => [t.pid, t.starttime])]);
-        const pids = ts.map((t) => t.pid);
-        assertCommandShape(identifyCommand(pids), REF.identify, 'dispatch-identify', pids);
-      }),
+      fc.property(
+        anyArgString,
+        validPid,
+        startTime,
+        bootId,
+        fc.double({ min: -5, max: 1e6, noNaN: true }),
+        targets,
+        (dir, pid, st, boot, grace, ts) => {
+          assertCommandShape(probeCommand({ dir, pid, starttime: st, bootId: boot }), REF.probe, 'dispatch-probe', [dir, pid, st, boot]);
+          const g = Math.max(0, Math.round(grace));
+          assertCommandShape(killCommand(boot, grace, ts), REF.kill, 'dispatch-kill', [
+            boot,
+            g,
+            ...ts.flatMap((t) => [t.pid, t.starttime]),
+          ]);
+          const pids = ts.map((t) => t.pid);
+          assertCommandShape(identifyCommand(pids), REF.identify, 'dispatch-identify', pids);
+        },
+      ),
       RUNS,
     );
   });
 
   test('pruneListCommand and pruneRemoveCommand send their fixed scripts, and prune removes only <work dir>/<valid id>/attempt-<n>', () => {
-    const workDir = fc.oneof(fc.constantFrom('.dispatch/runs', '/srv/runs/', '/tmp/a b/runs', "/it's/runs"), anyArgString.filter((s) => s !== '' && !s.includes('\n')));
+    const workDir = fc.oneof(
+      fc.constantFrom('.dispatch/runs', '/srv/runs/', '/tmp/a b/runs', "/it's/runs"),
+      anyArgString.filter((s) => s !== '' && !s.includes('\n')),
+    );
     const entry = fc.oneof(
       fc.tuple(validId, fc.nat()).map(([id, n]) => `${id}/attempt-${n}`),
-      fc.constantFrom('../etc/attempt-1', 'a/../../attempt-1', '.x/attempt-1', 'a/attempt-', 'a/attempt-1/..', 'a/b/attempt-1', '/attempt-1', 'a/attempt-1 ', 'a/attempt-1\n', '-rf/attempt-1'),
+      fc.constantFrom(
+        '../etc/attempt-1',
+        'a/../../attempt-1',
+        '.x/attempt-1',
+        'a/attempt-',
+        'a/attempt-1/..',
+        'a/b/attempt-1',
+        '/attempt-1',
+        'a/attempt-1 ',
+        'a/attempt-1\n',
+        '-rf/attempt-1',
+      ),
       fc.tuple(anyArgString, anyArgString).map(([a, b]) => `${a}/${b}`),
     );
     fc.assert(
@@ -197,7 +297,21 @@ describe('fuzz: node command builder', () => {
     const invalid = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 140 }).filter((s) => !ID_RE.test(s)),
       fc.string({ unit: shellChar, maxLength: 20 }).filter((s) => !ID_RE.test(s)),
-      validId.chain((id) => fc.constantFrom(`${id}\n`, `-${id}`, `.${id}`, `${id}/x`, `${id} `, `${id};id`, `${id}'`, `${id}$(id)`, `${id}${'x'.repeat(128)}`)).filter((s) => !ID_RE.test(s)),
+      validId
+        .chain((id) =>
+          fc.constantFrom(
+            `${id}\n`,
+            `-${id}`,
+            `.${id}`,
+            `${id}/x`,
+            `${id} `,
+            `${id};id`,
+            `${id}'`,
+            `${id}$(id)`,
+            `${id}${'x'.repeat(128)}`,
+          ),
+        )
+        .filter((s) => !ID_RE.test(s)),
       junk.filter((v) => typeof v !== 'string'),
     );
     fc.assert(
@@ -214,16 +328,44 @@ describe('fuzz: node command builder', () => {
       fc.double().filter((d) => !(Number.isInteger(d) && d >= 2 && d <= 4_194_304)),
       fc.integer({ min: -(2 ** 31), max: 1 }),
       fc.integer({ min: 4_194_305, max: Number.MAX_SAFE_INTEGER }),
-      fc.constantFrom(0, -0, 1, -1, 2.5, NaN, Infinity, -Infinity, 4_194_305, 2 ** 53, '2', '123', ' 42', '0x10', '', null, undefined, true, [2], { pid: 2 }),
+      fc.constantFrom(
+        0,
+        -0,
+        1,
+        -1,
+        2.5,
+        NaN,
+        Infinity,
+        -Infinity,
+        4_194_305,
+        2 ** 53,
+        '2',
+        '123',
+        ' 42',
+        '0x10',
+        '',
+        null,
+        undefined,
+        true,
+        [2],
+        { pid: 2 },
+      ),
     );
     fc.assert(
-      fc.property(badPid, startTime, bootId, fc.array(fc.record({ pid: validPid, starttime: startTime }), { maxLength: 3 }), fc.nat(), (pid, st, boot, good, at) => {
-        const ts = [...good];
-        ts.splice(at % (good.length + 1), 0, { pid: pid as number, starttime: st });
-        assert.throws(() => killCommand(boot, 10, ts), /refusing to signal pid/);
-        assert.throws(() => identifyCommand(ts.map((t) => t.pid)), /refusing pid/);
-        assert.throws(() => probeCommand({ dir: '/r', pid: pid as number, starttime: st, bootId: boot }), /invalid pid/);
-      }),
+      fc.property(
+        badPid,
+        startTime,
+        bootId,
+        fc.array(fc.record({ pid: validPid, starttime: startTime }), { maxLength: 3 }),
+        fc.nat(),
+        (pid, st, boot, good, at) => {
+          const ts = [...good];
+          ts.splice(at % (good.length + 1), 0, { pid: pid as number, starttime: st });
+          assert.throws(() => killCommand(boot, 10, ts), /refusing to signal pid/);
+          assert.throws(() => identifyCommand(ts.map((t) => t.pid)), /refusing pid/);
+          assert.throws(() => probeCommand({ dir: '/r', pid: pid as number, starttime: st, bootId: boot }), /invalid pid/);
+        },
+      ),
       RUNS,
     );
   });
@@ -236,7 +378,10 @@ describe('fuzz: node command builder', () => {
       fc.nat(), // a number is refused: start times are compared as text
     );
     const badBoot = fc.oneof(
-      fc.uuid().map((u) => u.toUpperCase()).filter((u) => /[A-F]/.test(u)),
+      fc
+        .uuid()
+        .map((u) => u.toUpperCase())
+        .filter((u) => /[A-F]/.test(u)),
       fc.uuid().chain((u) => fc.constantFrom(`${u}\n`, ` ${u}`, u.slice(1), `${u}0`, u.replace(/-/g, ''), `{${u}}`, u.replace(/^./, 'g'))),
       fc.string({ maxLength: 40 }).filter((s) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s)),
       junk.filter((v) => typeof v !== 'string'),

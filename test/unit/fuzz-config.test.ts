@@ -18,7 +18,17 @@ import { ConfigError, UserError } from '../../src/common/errors';
 const RUNS = { numRuns: 10_000 };
 const CONFIG_KEYS = Object.keys(CONFIG_DEFAULTS) as (keyof DispatchConfig)[];
 const ENV_NAMES = ['TASK_LEASE_S', 'TASK_STALE_S', 'TASK_MAX_REQUEUE', 'TASK_REAP_BATCH'] as const;
-const DURATION_KEYS = ['check_interval', 'lease_s', 'stale_s', 'max_runtime', 'kill_grace', 'heartbeat_record_interval', 'probe_interval', 'guardian_interval', 'retention'] as const;
+const DURATION_KEYS = [
+  'check_interval',
+  'lease_s',
+  'stale_s',
+  'max_runtime',
+  'kill_grace',
+  'heartbeat_record_interval',
+  'probe_interval',
+  'guardian_interval',
+  'retention',
+] as const;
 
 const posFinite = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
 
@@ -69,7 +79,8 @@ function checkContract(raw: unknown, env: Record<string, string | undefined>): b
   try {
     c = compileConfig(raw, env as NodeJS.ProcessEnv);
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw new Error(`threw ${(e as Error)?.name} instead of ConfigError: ${(e as Error)?.message}`);
+    if (!(e instanceof ConfigError))
+      throw new Error(`threw ${(e as Error)?.name} instead of ConfigError: ${(e as Error)?.message}`, { cause: e });
     assert.ok(e instanceof UserError);
     assert.ok(e.message.startsWith(`config: ${e.key}: `), e.message);
     assert.ok(allowedErrorKeys(raw, env).has(e.key), `error names ${JSON.stringify(e.key)}, which was not given: ${e.message}`);
@@ -82,47 +93,124 @@ function checkContract(raw: unknown, env: Record<string, string | undefined>): b
 // ---- generators ----
 
 const durationString = fc.oneof(
-  fc.constantFrom('90s', '15m', '2h', '1h30m', '7d', '0s', '0', '', ' ', '-5', '1e3', '2H', '1 h', '1h ', ' 1h', '500ms', '0.5s', '1.5h', 'h', '10x', '1h1h', '999999999999999999999999999999h', '0.0000001ms', `${'9'.repeat(400)}s`, `${'9'.repeat(400)}h`, `1h${'9'.repeat(320)}m`, 'Infinity', '4000d'),
+  fc.constantFrom(
+    '90s',
+    '15m',
+    '2h',
+    '1h30m',
+    '7d',
+    '0s',
+    '0',
+    '',
+    ' ',
+    '-5',
+    '1e3',
+    '2H',
+    '1 h',
+    '1h ',
+    ' 1h',
+    '500ms',
+    '0.5s',
+    '1.5h',
+    'h',
+    '10x',
+    '1h1h',
+    '999999999999999999999999999999h',
+    '0.0000001ms',
+    `${'9'.repeat(400)}s`,
+    `${'9'.repeat(400)}h`,
+    `1h${'9'.repeat(320)}m`,
+    'Infinity',
+    '4000d',
+  ),
   fc.tuple(fc.nat({ max: 10_000 }), fc.constantFrom('', 'ms', 's', 'm', 'h', 'd', 'w', 'S')).map(([n, u]) => `${n}${u}`),
   fc.string({ unit: fc.constantFrom('0', '1', '5', '9', '.', 'm', 's', 'h', 'd', ' ', '-'), maxLength: 12 }),
 );
 const number = fc.oneof(
-  fc.constantFrom(0, -0, 1, -1, 0.5, 2, 3, 30, 60, 900, 1e-9, 1e21, 1e308, -1e308, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 1, 2 ** 53 + 2),
+  fc.constantFrom(
+    0,
+    -0,
+    1,
+    -1,
+    0.5,
+    2,
+    3,
+    30,
+    60,
+    900,
+    1e-9,
+    1e21,
+    1e308,
+    -1e308,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_SAFE_INTEGER + 1,
+    2 ** 53 + 2,
+  ),
   fc.double({ noNaN: true, noDefaultInfinity: true }), // JSON has no NaN or Infinity
   fc.integer({ min: -100, max: 100_000 }),
 );
-const scalar = fc.oneof(number, durationString, fc.boolean(), fc.constant(null), fc.constantFrom('fail', 'requeue', 'delete', 'FAIL', 'http://hooks.example/x', 'https://x', 'ftp://x', 'http://a b', 'http://', 'true'), fc.string({ maxLength: 10 }));
+const scalar = fc.oneof(
+  number,
+  durationString,
+  fc.boolean(),
+  fc.constant(null),
+  fc.constantFrom('fail', 'requeue', 'delete', 'FAIL', 'http://hooks.example/x', 'https://x', 'ftp://x', 'http://a b', 'http://', 'true'),
+  fc.string({ maxLength: 10 }),
+);
 const jsonAny = fc.jsonValue({ maxDepth: 3 });
 
 const executorsValue = fc.oneof(
-  fc.dictionary(fc.oneof(fc.constantFrom('glm', 'a.b', '_x', '-x', '', 'x y', 'constructor', '__proto__', 'toString', 'é'), fc.string({ maxLength: 8 })), fc.oneof(fc.constantFrom('glm-agent {spec}', '', '  ', 'a\0b', 'run {task_id}'), jsonAny), { maxKeys: 4 }),
+  fc.dictionary(
+    fc.oneof(
+      fc.constantFrom('glm', 'a.b', '_x', '-x', '', 'x y', 'constructor', '__proto__', 'toString', 'é'),
+      fc.string({ maxLength: 8 }),
+    ),
+    fc.oneof(fc.constantFrom('glm-agent {spec}', '', '  ', 'a\0b', 'run {task_id}'), jsonAny),
+    { maxKeys: 4 },
+  ),
   jsonAny,
 );
 const factoryValue = fc.oneof(
-  fc.record({ command: fc.oneof(fc.constantFrom('ls specs/{project}/*.md', '', ' '), jsonAny), min_pending: fc.oneof(number, jsonAny), interval: fc.oneof(durationString, number, jsonAny), extra: jsonAny }, { requiredKeys: [] }),
+  fc.record(
+    {
+      command: fc.oneof(fc.constantFrom('ls specs/{project}/*.md', '', ' '), jsonAny),
+      min_pending: fc.oneof(number, jsonAny),
+      interval: fc.oneof(durationString, number, jsonAny),
+      extra: jsonAny,
+    },
+    { requiredKeys: [] },
+  ),
   fc.constant(null),
   jsonAny,
 );
 
 const keyName = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...CONFIG_KEYS) },
-  { weight: 2, arbitrary: fc.constantFrom('check_interval_cycles', '$schema', '$comment', '//', 'comment', 'bogus', 'Lease_S', 'lease_s ', '', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'check_interval_cycles',
+      '$schema',
+      '$comment',
+      '//',
+      'comment',
+      'bogus',
+      'Lease_S',
+      'lease_s ',
+      '',
+      '__proto__',
+      'constructor',
+      'toString',
+      'hasOwnProperty',
+      'valueOf',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 10 }) },
 );
 
 /** A config object: a few keys with plausible-or-junk values, the way a hand-edited file goes wrong. */
 const configObject = fc
-  .array(
-    fc.tuple(
-      keyName,
-      fc.integer({ min: 0, max: 9 }),
-      scalar,
-      jsonAny,
-      executorsValue,
-      factoryValue,
-    ),
-    { maxLength: 5 },
-  )
+  .array(fc.tuple(keyName, fc.integer({ min: 0, max: 9 }), scalar, jsonAny, executorsValue, factoryValue), { maxLength: 5 })
   .map((pairs) => {
     // JSON.parse makes own properties for every key, __proto__ included.
     const o: Record<string, unknown> = JSON.parse('{}');
@@ -134,11 +222,35 @@ const configObject = fc
   });
 
 const envValue = fc.oneof(
-  fc.constantFrom('30', '900', '3', '200', '', ' ', '0', '-1', '1e3', '30s', '15m', '2h', ' 30 ', '30\n', '0x10', '1.5', 'abc', '9007199254740993', '00042', '\u0663'),
+  fc.constantFrom(
+    '30',
+    '900',
+    '3',
+    '200',
+    '',
+    ' ',
+    '0',
+    '-1',
+    '1e3',
+    '30s',
+    '15m',
+    '2h',
+    ' 30 ',
+    '30\n',
+    '0x10',
+    '1.5',
+    'abc',
+    '9007199254740993',
+    '00042',
+    '\u0663',
+  ),
   fc.nat({ max: 100_000 }).map(String),
   fc.string({ maxLength: 8 }),
 );
-const envMap = fc.record({ TASK_LEASE_S: envValue, TASK_STALE_S: envValue, TASK_MAX_REQUEUE: envValue, TASK_REAP_BATCH: envValue, UNRELATED: fc.string() }, { requiredKeys: [] });
+const envMap = fc.record(
+  { TASK_LEASE_S: envValue, TASK_STALE_S: envValue, TASK_MAX_REQUEUE: envValue, TASK_REAP_BATCH: envValue, UNRELATED: fc.string() },
+  { requiredKeys: [] },
+);
 
 describe('fuzz: config loader', () => {
   test('compileConfig on arbitrary JSON values gives a valid config or a ConfigError naming a given key', () => {
@@ -195,12 +307,20 @@ describe('fuzz: config loader', () => {
 
   test('environment overrides win over the file when they are valid', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 300 }), (requeue, batch, lease) => {
-        const c = compileConfig({ max_requeue: 7, reap_batch: 9, lease_s: 45 }, { TASK_MAX_REQUEUE: String(requeue), TASK_REAP_BATCH: ` ${batch} `, TASK_LEASE_S: `${lease}s` });
-        assert.equal(c.max_requeue, requeue);
-        assert.equal(c.reap_batch, batch);
-        assert.equal(c.lease_s, lease);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 1, max: 300 }),
+        (requeue, batch, lease) => {
+          const c = compileConfig(
+            { max_requeue: 7, reap_batch: 9, lease_s: 45 },
+            { TASK_MAX_REQUEUE: String(requeue), TASK_REAP_BATCH: ` ${batch} `, TASK_LEASE_S: `${lease}s` },
+          );
+          assert.equal(c.max_requeue, requeue);
+          assert.equal(c.reap_batch, batch);
+          assert.equal(c.lease_s, lease);
+        },
+      ),
       RUNS,
     );
   });

@@ -26,11 +26,32 @@ function oracle(s: string): boolean {
 }
 
 /** Strings close to ids: the id alphabet plus the characters that break ids, of lengths around 128. */
-const nearIdChar = fc.constantFrom(...ID_CHARS.split(''), '/', ' ', '\n', '\r', '\t', '\0', '\u00e9', '\u0661', '\uff14', '$', "'", '..', '\u212a');
+const nearIdChar = fc.constantFrom(
+  ...ID_CHARS.split(''),
+  '/',
+  ' ',
+  '\n',
+  '\r',
+  '\t',
+  '\0',
+  '\u00e9',
+  '\u0661',
+  '\uff14',
+  '$',
+  "'",
+  '..',
+  '\u212a',
+);
 const nearId = fc.oneof(
   fc.string({ unit: nearIdChar, maxLength: 8 }),
   fc.string({ unit: nearIdChar, minLength: 120, maxLength: 135 }),
-  fc.tuple(fc.constantFrom(...ALNUM.split('')), fc.string({ unit: fc.constantFrom(...ID_CHARS.split('')), maxLength: 130 }), fc.constantFrom('', '\n', '\r\n', ' ', '\0', '/x')).map(([a, b, c]) => a + b + c),
+  fc
+    .tuple(
+      fc.constantFrom(...ALNUM.split('')),
+      fc.string({ unit: fc.constantFrom(...ID_CHARS.split('')), maxLength: 130 }),
+      fc.constantFrom('', '\n', '\r\n', ' ', '\0', '/x'),
+    )
+    .map(([a, b, c]) => a + b + c),
 );
 
 const anyString = fc.oneof(
@@ -66,7 +87,17 @@ describe('fuzz: task id validation', () => {
   test('isValidTaskId is false for every value that is not a string', () => {
     fc.assert(
       fc.property(
-        fc.anything({ withBoxedValues: true, withMap: true, withSet: true, withDate: true, withTypedArray: true, withBigInt: true, withNullPrototype: true }).filter((v) => typeof v !== 'string'),
+        fc
+          .anything({
+            withBoxedValues: true,
+            withMap: true,
+            withSet: true,
+            withDate: true,
+            withTypedArray: true,
+            withBigInt: true,
+            withNullPrototype: true,
+          })
+          .filter((v) => typeof v !== 'string'),
         (v) => {
           assert.equal(isValidTaskId(v), false);
         },
@@ -78,7 +109,9 @@ describe('fuzz: task id validation', () => {
   test('assertTaskId throws InvalidTaskIdError naming the value for every invalid id', () => {
     const invalid = fc.oneof(
       anyString.filter((s) => !oracle(s)),
-      fc.anything({ withBoxedValues: true, withMap: true, withSet: true, withDate: true, withNullPrototype: true }).filter((v) => typeof v !== 'string'),
+      fc
+        .anything({ withBoxedValues: true, withMap: true, withSet: true, withDate: true, withNullPrototype: true })
+        .filter((v) => typeof v !== 'string'),
     );
     fc.assert(
       fc.property(invalid, (v) => {

@@ -97,14 +97,33 @@ const scenario = fc.tuple(host, port, keys).chain(([h, p, ks]) =>
 
 function toText(entries: { patterns: string[]; key: Buffer; revoked: boolean; cert: boolean }[]): string {
   return entries
-    .map((e) => `${e.cert ? '@cert-authority ' : e.revoked ? '@revoked ' : ''}${e.patterns.filter((x) => x !== '').join(',') || 'nohost'} ssh-ed25519 ${e.key.toString('base64')}`)
+    .map(
+      (e) =>
+        `${e.cert ? '@cert-authority ' : e.revoked ? '@revoked ' : ''}${e.patterns.filter((x) => x !== '').join(',') || 'nohost'} ssh-ed25519 ${e.key.toString('base64')}`,
+    )
     .join('\n');
 }
 
 describe('fuzz: known_hosts host key checking', () => {
   test('parseKnownHosts never throws on arbitrary text; an added @cert-authority line adds no entry and an added @revoked line adds one revoked entry', () => {
-    const line = fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('@cert-authority * ssh-ed25519 AAAA', '@revoked * ssh-ed25519 AAAA', '@other h k b', '# c', '', '   ', 'h ssh-ed25519', 'h\tssh-ed25519\tAAAA'));
-    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.array(line, { maxLength: 6 }).map((l) => l.join('\n')));
+    const line = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.constantFrom(
+        '@cert-authority * ssh-ed25519 AAAA',
+        '@revoked * ssh-ed25519 AAAA',
+        '@other h k b',
+        '# c',
+        '',
+        '   ',
+        'h ssh-ed25519',
+        'h\tssh-ed25519\tAAAA',
+      ),
+    );
+    const text = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.array(line, { maxLength: 6 }).map((l) => l.join('\n')),
+    );
     fc.assert(
       fc.property(text, keyBytes, (t, key) => {
         const b64 = key.toString('base64');
@@ -161,13 +180,18 @@ describe('fuzz: known_hosts host key checking', () => {
 
   test('a line for host on port 22 never vouches for the same host on another port, and [host]:port never for another port', () => {
     fc.assert(
-      fc.property(host, fc.integer({ min: 1, max: 65535 }).filter((p) => p !== 22), keyBytes, (h, p, key) => {
-        const b64 = key.toString('base64');
-        assert.equal(hostKeyMatches(parseKnownHosts(`${h} ssh-ed25519 ${b64}`), h, p, key), false);
-        const q = p === 65535 ? 1 : p + 1;
-        assert.equal(hostKeyMatches(parseKnownHosts(`[${h}]:${q} ssh-ed25519 ${b64}`), h, p, key), false);
-        assert.equal(hostKeyMatches(parseKnownHosts(`[${h}]:${p} ssh-ed25519 ${b64}`), h, p, key), true);
-      }),
+      fc.property(
+        host,
+        fc.integer({ min: 1, max: 65535 }).filter((p) => p !== 22),
+        keyBytes,
+        (h, p, key) => {
+          const b64 = key.toString('base64');
+          assert.equal(hostKeyMatches(parseKnownHosts(`${h} ssh-ed25519 ${b64}`), h, p, key), false);
+          const q = p === 65535 ? 1 : p + 1;
+          assert.equal(hostKeyMatches(parseKnownHosts(`[${h}]:${q} ssh-ed25519 ${b64}`), h, p, key), false);
+          assert.equal(hostKeyMatches(parseKnownHosts(`[${h}]:${p} ssh-ed25519 ${b64}`), h, p, key), true);
+        },
+      ),
       RUNS,
     );
   });

@@ -33,11 +33,18 @@ const DB_RUNS = { numRuns: 10_000 };
 const RULES = new Set<string>(Object.values(GhostRule));
 const NOW = Date.parse('2024-06-01T12:00:00Z');
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 // ---- junk generators ----
 
-const junkAnything = fc.anything({ withBoxedValues: true, withMap: true, withSet: true, withDate: true, withTypedArray: true, withNullPrototype: true, maxDepth: 1 });
+const junkAnything = fc.anything({
+  withBoxedValues: true,
+  withMap: true,
+  withSet: true,
+  withDate: true,
+  withTypedArray: true,
+  withNullPrototype: true,
+  maxDepth: 1,
+});
 
 /** What may sit in a pid column: integers of every size, floats, digit strings with junk, blobs, null. */
 const junkPid = fc.oneof(
@@ -45,7 +52,34 @@ const junkPid = fc.oneof(
   fc.integer({ min: -10, max: 10 }),
   fc.integer({ min: 4_194_300, max: 2 ** 40 }),
   fc.double({ noNaN: true }),
-  fc.constantFrom(0, 1, -1, 2.5, 1e20, -0, '0', '1', '2', '42', ' 42 ', '\t42\n', '042', '4194304', '4194305', '12345678', '1e3', '0x10', '-5', '+5', '4 2', '42abc', '', ' ', '\u0664\u0662', 'null'),
+  fc.constantFrom(
+    0,
+    1,
+    -1,
+    2.5,
+    1e20,
+    -0,
+    '0',
+    '1',
+    '2',
+    '42',
+    ' 42 ',
+    '\t42\n',
+    '042',
+    '4194304',
+    '4194305',
+    '12345678',
+    '1e3',
+    '0x10',
+    '-5',
+    '+5',
+    '4 2',
+    '42abc',
+    '',
+    ' ',
+    '\u0664\u0662',
+    'null',
+  ),
   fc.string({ unit: fc.constantFrom('0', '1', '4', '9', ' ', '-', '.', 'x'), maxLength: 9 }),
   fc.constant(null),
   fc.uint8Array({ maxLength: 4 }).map((a) => Buffer.from(a)),
@@ -53,11 +87,38 @@ const junkPid = fc.oneof(
 
 /** Times: ISO, SQLite datetime(), near misses, numbers and junk. */
 const junkTime = fc.oneof(
-  fc.constantFrom('2020-01-01 00:00:00', '2024-06-01 11:59:00', '2024-06-01T11:00:00Z', '2024-06-01T11:59:59.999Z', '2024-05-31T12:00:00+02:00', '2024-06-01T11:00:00+0200',
-    '2030-01-01T00:00:00Z', '2024-13-45 25:61:61', '2024-02-30T00:00:00Z', '2024-06-01', '2024-06-01T12:00', '2024-06-01 12:00', 'yesterday', '', ' ', 'null', '0', '1717243200',
-    '2024-06-01T12:00:00', ' 2024-06-01 11:00:00 ', '2024-06-01T11:00:00.123456789Z', '+275760-09-13T00:00:00Z', '9999-12-31T23:59:59Z', '0000-01-01T00:00:00Z'),
-  fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2099-12-31T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString()),
-  fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2030-12-31T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString().replace('T', ' ').slice(0, 19)),
+  fc.constantFrom(
+    '2020-01-01 00:00:00',
+    '2024-06-01 11:59:00',
+    '2024-06-01T11:00:00Z',
+    '2024-06-01T11:59:59.999Z',
+    '2024-05-31T12:00:00+02:00',
+    '2024-06-01T11:00:00+0200',
+    '2030-01-01T00:00:00Z',
+    '2024-13-45 25:61:61',
+    '2024-02-30T00:00:00Z',
+    '2024-06-01',
+    '2024-06-01T12:00',
+    '2024-06-01 12:00',
+    'yesterday',
+    '',
+    ' ',
+    'null',
+    '0',
+    '1717243200',
+    '2024-06-01T12:00:00',
+    ' 2024-06-01 11:00:00 ',
+    '2024-06-01T11:00:00.123456789Z',
+    '+275760-09-13T00:00:00Z',
+    '9999-12-31T23:59:59Z',
+    '0000-01-01T00:00:00Z',
+  ),
+  fc
+    .date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2099-12-31T00:00:00Z'), noInvalidDate: true })
+    .map((d) => d.toISOString()),
+  fc
+    .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2030-12-31T00:00:00Z'), noInvalidDate: true })
+    .map((d) => d.toISOString().replace('T', ' ').slice(0, 19)),
   fc.string({ unit: fc.constantFrom('2', '0', '4', '-', ':', ' ', 'T', 'Z', '.', '+'), maxLength: 30 }),
   fc.string({ maxLength: 45 }),
   fc.integer(),
@@ -65,7 +126,22 @@ const junkTime = fc.oneof(
 );
 
 const junkStatus = fc.oneof(
-  fc.constantFrom('running', 'dispatched', 'queued', 'completed', 'failed', 'cancelled', 'blocked', 'RUNNING', 'Running', 'running ', ' dispatched', 'run', '', 'null'),
+  fc.constantFrom(
+    'running',
+    'dispatched',
+    'queued',
+    'completed',
+    'failed',
+    'cancelled',
+    'blocked',
+    'RUNNING',
+    'Running',
+    'running ',
+    ' dispatched',
+    'run',
+    '',
+    'null',
+  ),
   fc.string({ maxLength: 12 }),
   fc.constant(null),
 );
@@ -116,8 +192,16 @@ let store: Store;
 before(() => {
   root = mkdtempSync(path.join(tmpdir(), 'dispatch-fuzz-legacy-'));
   store = new Store(path.join(root, 'dispatch.db'));
-  const n = rawDb(store).prepare(`INSERT INTO nodes (name, host, slots, running_count, kind, status, work_dir) VALUES (?, 'h', 4, 0, 'ssh', ?, '/w')`);
-  for (const [name, status] of [['n-online', 'online'], ['n-drained', 'drained'], ['n-offline', 'offline'], ['n-junk', 'on line']]) n.run(name, status);
+  const n = rawDb(store).prepare(
+    `INSERT INTO nodes (name, host, slots, running_count, kind, status, work_dir) VALUES (?, 'h', 4, 0, 'ssh', ?, '/w')`,
+  );
+  for (const [name, status] of [
+    ['n-online', 'online'],
+    ['n-drained', 'drained'],
+    ['n-offline', 'offline'],
+    ['n-junk', 'on line'],
+  ])
+    n.run(name, status);
 });
 after(() => {
   store?.close();
@@ -129,12 +213,23 @@ const NODE_NAMES = ['n-online', 'n-drained', 'n-offline', 'n-junk'];
 /** Legacy ids: valid ids that overlap (S1, S12, S1-x, S1.retry ...), junk ids and "". */
 const legacyId = fc.oneof(
   fc.constantFrom('S1', 'S12', 'S1-x', 'S1_x', 'S1.retry', 'a', 'A', 'task', 'sleep', 'x.y', 'S15-ghost-task-cleaner', ''),
-  fc.tuple(fc.constantFrom('a', 'b', 'Z', '7'), fc.string({ unit: fc.constantFrom('a', 'b', '1', '.', '_', '-'), maxLength: 6 })).map(([a, b]) => a + b),
+  fc
+    .tuple(fc.constantFrom('a', 'b', 'Z', '7'), fc.string({ unit: fc.constantFrom('a', 'b', '1', '.', '_', '-'), maxLength: 6 }))
+    .map(([a, b]) => a + b),
   fc.constantFrom(' ', 'a b', '-x', '.hidden', 'x/y', '\u00fc', 'S1\n', "it's"),
 );
 
 const dbTime = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom('2020-01-01 00:00:00', '2024-06-01T11:59:00Z', '2024-06-01 11:58:00', '2024-01-01T00:00:00Z', '2024-06-01T12:00:00') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      '2020-01-01 00:00:00',
+      '2024-06-01T11:59:00Z',
+      '2024-06-01 11:58:00',
+      '2024-01-01T00:00:00Z',
+      '2024-06-01T12:00:00',
+    ),
+  },
   { weight: 1, arbitrary: junkTime.filter((t) => t === null || typeof t === 'string' || typeof t === 'number') },
 );
 
@@ -158,15 +253,26 @@ interface DbRow {
 const dbRow: fc.Arbitrary<DbRow> = fc.record({
   id: legacyId,
   status: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('running', 'dispatched') }, { weight: 1, arbitrary: junkStatus }),
-  node: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...NODE_NAMES) }, { weight: 1, arbitrary: fc.constantFrom(null, '', 'n-missing') }),
-  pid: fc.oneof({ weight: 2, arbitrary: fc.integer({ min: 2, max: 60 }) }, { weight: 1, arbitrary: fc.integer({ min: 2, max: 4_194_304 }).map(String) }, { weight: 2, arbitrary: junkPid }),
+  node: fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom(...NODE_NAMES) },
+    { weight: 1, arbitrary: fc.constantFrom(null, '', 'n-missing') },
+  ),
+  pid: fc.oneof(
+    { weight: 2, arbitrary: fc.integer({ min: 2, max: 60 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 2, max: 4_194_304 }).map(String) },
+    { weight: 2, arbitrary: junkPid },
+  ),
   started_at: dbTime,
   updated_at: dbTime,
   dispatched_at: dbTime,
   last_heartbeat: dbTime,
   attempts: fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constant(null), fc.constant('two')),
   workflow_id: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom('', 'task-x', 'wf') }),
-  proc_starttime: fc.oneof({ weight: 3, arbitrary: fc.nat().map(String) }, { weight: 1, arbitrary: fc.constantFrom(null, '', ' 12', '12a', '1'.repeat(21)) }, { weight: 1, arbitrary: fc.nat({ max: 99999 }) }),
+  proc_starttime: fc.oneof(
+    { weight: 3, arbitrary: fc.nat().map(String) },
+    { weight: 1, arbitrary: fc.constantFrom(null, '', ' 12', '12a', '1'.repeat(21)) },
+    { weight: 1, arbitrary: fc.nat({ max: 99999 }) },
+  ),
   boot_id: fc.oneof(fc.uuid(), fc.constantFrom(null, '', 'E8420E0F-AA2A-415C-B2D3-8584C8E0088D', 'not-a-boot-id')),
   command: fc.constantFrom(null, 'sleep 100', ''),
   max_runtime_s: fc.oneof(fc.constant(null), fc.integer({ min: -5, max: 100_000 }), fc.constantFrom('7200', 'x', 1.5)),
@@ -189,7 +295,8 @@ const sweepOptions: fc.Arbitrary<SweepOptions> = fc.record({
 
 /** Replaces the tasks table's rows with these, through raw SQL; returns what SQLite actually stored. */
 function loadRows(rows: DbRow[]): Map<string, { pid: unknown; node: string | null; status: unknown }> {
-  const ins = rawDb(store).prepare(`INSERT INTO tasks (id, project, status, node, pid, started_at, updated_at, dispatched_at, last_heartbeat, attempts,
+  const ins = rawDb(store)
+    .prepare(`INSERT INTO tasks (id, project, status, node, pid, started_at, updated_at, dispatched_at, last_heartbeat, attempts,
       workflow_id, proc_starttime, boot_id, command, max_runtime_s, seq)
     VALUES (@id, 'p', @status, @node, @pid, @started_at, @updated_at, @dispatched_at, @last_heartbeat, @attempts,
       @workflow_id, @proc_starttime, @boot_id, @command, @max_runtime_s, @seq)`);
@@ -197,7 +304,12 @@ function loadRows(rows: DbRow[]): Map<string, { pid: unknown; node: string | nul
     rawDb(store).exec('DELETE FROM tasks');
     rows.forEach((r, i) => ins.run({ ...r, seq: i + 1 } as never));
   })();
-  const stored = rawDb(store).prepare('SELECT id, pid, node, status FROM tasks').all() as { id: string; pid: unknown; node: string | null; status: unknown }[];
+  const stored = rawDb(store).prepare('SELECT id, pid, node, status FROM tasks').all() as {
+    id: string;
+    pid: unknown;
+    node: string | null;
+    status: unknown;
+  }[];
   return new Map(stored.map((r) => [r.id, r]));
 }
 
@@ -208,8 +320,31 @@ const uniqueRows = fc.uniqueArray(dbRow, { selector: (r) => r.id, maxLength: 6 }
 const IDENTIFY_SUFFIX = '; read -r b < /proc/sys/kernel/random/boot_id; echo "boot $b"';
 
 /** How the fake node answers identify for one pid. */
-type IdentAnswer = 'gone' | 'zombie-env' | 'env' | 'cmd-arg' | 'cmd-eq' | 'other-task' | 'unrelated' | 'kernel-thread' | 'junk-line' | 'no-line' | 'bad-start';
-const identAnswer = fc.constantFrom<IdentAnswer>('gone', 'zombie-env', 'env', 'cmd-arg', 'cmd-eq', 'other-task', 'unrelated', 'kernel-thread', 'junk-line', 'no-line', 'bad-start');
+type IdentAnswer =
+  | 'gone'
+  | 'zombie-env'
+  | 'env'
+  | 'cmd-arg'
+  | 'cmd-eq'
+  | 'other-task'
+  | 'unrelated'
+  | 'kernel-thread'
+  | 'junk-line'
+  | 'no-line'
+  | 'bad-start';
+const identAnswer = fc.constantFrom<IdentAnswer>(
+  'gone',
+  'zombie-env',
+  'env',
+  'cmd-arg',
+  'cmd-eq',
+  'other-task',
+  'unrelated',
+  'kernel-thread',
+  'junk-line',
+  'no-line',
+  'bad-start',
+);
 
 /** Independent "does this process name the task": DISPATCH_TASK equal, or an argument holding the id between non-id characters. */
 function namesTask(envTask: string | null, args: string[], id: string): boolean {
@@ -234,7 +369,13 @@ interface NodeTruth {
 }
 
 /** A ShellPool-like object: one fake shell per node that records commands and plays the node. */
-function fakePool(plan: SweepPlan, answers: IdentAnswer[], bootLine: 'good' | 'missing' | 'junk', recorded: Recorded[], truth: NodeTruth): ShellPool {
+function fakePool(
+  plan: SweepPlan,
+  answers: IdentAnswer[],
+  bootLine: 'good' | 'missing' | 'junk',
+  recorded: Recorded[],
+  truth: NodeTruth,
+): ShellPool {
   let k = 0;
   const shellFor = (node: NodeRow): NodeShell => ({
     name: node.name,
@@ -402,7 +543,10 @@ describe('fuzz: legacy rows with junk', () => {
           withPid++;
           assert.ok(Number.isSafeInteger(g.pid) && g.pid > 1 && g.pid <= 4_194_304);
           // The row held exactly this pid: as an integer, or as a digit string that says it.
-          assert.ok(raw.pid === g.pid || (typeof raw.pid === 'string' && Number(raw.pid.trim()) === g.pid && /^[0-9]{1,7}$/.test(raw.pid.trim())), `row pid ${JSON.stringify(raw.pid)} -> ${g.pid}`);
+          assert.ok(
+            raw.pid === g.pid || (typeof raw.pid === 'string' && Number(raw.pid.trim()) === g.pid && /^[0-9]{1,7}$/.test(raw.pid.trim())),
+            `row pid ${JSON.stringify(raw.pid)} -> ${g.pid}`,
+          );
           if (g.identity) {
             assert.equal(g.identity.pid, g.pid);
             assert.match(g.identity.starttime, /^[0-9]{1,20}$/);
@@ -419,63 +563,81 @@ describe('fuzz: legacy rows with junk', () => {
     let kills = 0;
     let legacyKills = 0;
     await fc.assert(
-      fc.asyncProperty(uniqueRows, sweepOptions, fc.array(identAnswer, { minLength: 1, maxLength: 8 }), fc.constantFrom<'good' | 'missing' | 'junk'>('good', 'good', 'missing', 'junk'), async (rows, o, answers, bootLine) => {
-        const stored = loadRows(rows);
-        const plan = await planSweep(store, o, undefined, NOW);
-        const recorded: Recorded[] = [];
-        const truth: NodeTruth = { said: new Map(), boot: new Map() };
-        await killGhosts(fakePool(plan, answers, bootLine, recorded, truth), plan);
+      fc.asyncProperty(
+        uniqueRows,
+        sweepOptions,
+        fc.array(identAnswer, { minLength: 1, maxLength: 8 }),
+        fc.constantFrom<'good' | 'missing' | 'junk'>('good', 'good', 'missing', 'junk'),
+        async (rows, o, answers, bootLine) => {
+          const stored = loadRows(rows);
+          const plan = await planSweep(store, o, undefined, NOW);
+          const recorded: Recorded[] = [];
+          const truth: NodeTruth = { said: new Map(), boot: new Map() };
+          await killGhosts(fakePool(plan, answers, bootLine, recorded, truth), plan);
 
-        // Pids a row on each node held that parsePid accepts: the only ones that may reach a node.
-        const rowPids = new Map<string, Set<number>>();
-        for (const r of stored.values()) {
-          const p = parsePid(r.pid);
-          if (p !== null && r.node) rowPids.set(r.node, (rowPids.get(r.node) ?? new Set()).add(p));
-        }
-        for (const { node, command } of recorded) {
-          assert.notEqual(node, 'n-offline', 'nothing is sent to an offline node');
-          assert.ok(o.autoKill, 'nothing is sent when auto_kill is false');
-          const identify = command.endsWith(IDENTIFY_SUFFIX);
-          const words = parsePosixWords(identify ? command.slice(0, -IDENTIFY_SUFFIX.length) : command).words;
-          assert.equal(words[0], 'sh');
-          assert.equal(words[1], '-c');
-          if (identify) {
-            assert.equal(words[3], 'dispatch-identify');
-            for (const w of words.slice(4)) {
-              assert.match(w, /^[0-9]+$/);
-              assert.ok(rowPids.get(node)?.has(Number(w)), `identify asked about pid ${w}, which no row on ${node} holds`);
+          // Pids a row on each node held that parsePid accepts: the only ones that may reach a node.
+          const rowPids = new Map<string, Set<number>>();
+          for (const r of stored.values()) {
+            const p = parsePid(r.pid);
+            if (p !== null && r.node) rowPids.set(r.node, (rowPids.get(r.node) ?? new Set()).add(p));
+          }
+          for (const { node, command } of recorded) {
+            assert.notEqual(node, 'n-offline', 'nothing is sent to an offline node');
+            assert.ok(o.autoKill, 'nothing is sent when auto_kill is false');
+            const identify = command.endsWith(IDENTIFY_SUFFIX);
+            const words = parsePosixWords(identify ? command.slice(0, -IDENTIFY_SUFFIX.length) : command).words;
+            assert.equal(words[0], 'sh');
+            assert.equal(words[1], '-c');
+            if (identify) {
+              assert.equal(words[3], 'dispatch-identify');
+              for (const w of words.slice(4)) {
+                assert.match(w, /^[0-9]+$/);
+                assert.ok(rowPids.get(node)?.has(Number(w)), `identify asked about pid ${w}, which no row on ${node} holds`);
+              }
+              continue;
             }
-            continue;
+            assert.equal(words[3], 'dispatch-kill', `unexpected command on ${node}`);
+            assert.ok(!o.dryRun, 'a dry run sends no kill');
+            const boot = words[4]!;
+            assert.match(boot, UUID_RE);
+            assert.match(words[5]!, /^[0-9]+$/);
+            const pairs = words.slice(6);
+            assert.ok(pairs.length >= 2 && pairs.length % 2 === 0, 'a kill names at least one pid, start pair');
+            for (let k = 0; k < pairs.length; k += 2) {
+              const pid = Number(pairs[k]);
+              const start = pairs[k + 1]!;
+              assert.match(pairs[k]!, /^[0-9]+$/);
+              assert.ok(Number.isSafeInteger(pid) && pid > 1 && pid <= 4_194_304, `signalled pid ${pid}`);
+              assert.ok(rowPids.get(node)?.has(pid), `pid ${pid} signalled on ${node} came from no row pid parsePid accepted`);
+              assert.match(start, /^[0-9]{1,20}$/);
+              kills++;
+              // Proven either by the identity recorded on the row (pid, start time, boot id)...
+              const byIdentity = plan.ghosts.some(
+                (g) =>
+                  g.node?.name === node &&
+                  g.identity &&
+                  g.identity.pid === pid &&
+                  g.identity.starttime === start &&
+                  g.identity.bootId === boot,
+              );
+              if (byIdentity) continue;
+              // ...or, for a row without one, by the node naming that row's task for that pid now.
+              legacyKills++;
+              const said = truth.said.get(node)?.get(pid);
+              assert.ok(said && said.live, `legacy pid ${pid} on ${node} signalled without a live identify answer`);
+              assert.equal(start, said.start, 'the start time signalled is the one identify reported');
+              assert.equal(boot, truth.boot.get(node), 'the boot id signalled is the one identify reported');
+              const named = plan.ghosts.some(
+                (g) => g.node?.name === node && g.identity === null && g.pid === pid && namesTask(said.envTask, said.args, g.id),
+              );
+              assert.ok(
+                named,
+                `legacy pid ${pid} on ${node} signalled though the process names none of its tasks (${JSON.stringify(said)})`,
+              );
+            }
           }
-          assert.equal(words[3], 'dispatch-kill', `unexpected command on ${node}`);
-          assert.ok(!o.dryRun, 'a dry run sends no kill');
-          const boot = words[4]!;
-          assert.match(boot, UUID_RE);
-          assert.match(words[5]!, /^[0-9]+$/);
-          const pairs = words.slice(6);
-          assert.ok(pairs.length >= 2 && pairs.length % 2 === 0, 'a kill names at least one pid, start pair');
-          for (let k = 0; k < pairs.length; k += 2) {
-            const pid = Number(pairs[k]);
-            const start = pairs[k + 1]!;
-            assert.match(pairs[k]!, /^[0-9]+$/);
-            assert.ok(Number.isSafeInteger(pid) && pid > 1 && pid <= 4_194_304, `signalled pid ${pid}`);
-            assert.ok(rowPids.get(node)?.has(pid), `pid ${pid} signalled on ${node} came from no row pid parsePid accepted`);
-            assert.match(start, /^[0-9]{1,20}$/);
-            kills++;
-            // Proven either by the identity recorded on the row (pid, start time, boot id)...
-            const byIdentity = plan.ghosts.some((g) => g.node?.name === node && g.identity && g.identity.pid === pid && g.identity.starttime === start && g.identity.bootId === boot);
-            if (byIdentity) continue;
-            // ...or, for a row without one, by the node naming that row's task for that pid now.
-            legacyKills++;
-            const said = truth.said.get(node)?.get(pid);
-            assert.ok(said && said.live, `legacy pid ${pid} on ${node} signalled without a live identify answer`);
-            assert.equal(start, said.start, 'the start time signalled is the one identify reported');
-            assert.equal(boot, truth.boot.get(node), 'the boot id signalled is the one identify reported');
-            const named = plan.ghosts.some((g) => g.node?.name === node && g.identity === null && g.pid === pid && namesTask(said.envTask, said.args, g.id));
-            assert.ok(named, `legacy pid ${pid} on ${node} signalled though the process names none of its tasks (${JSON.stringify(said)})`);
-          }
-        }
-      }),
+        },
+      ),
       DB_RUNS,
     );
     if (process.env.FUZZ_VERBOSE) console.log({ kills, legacyKills });

@@ -24,9 +24,20 @@ const SOURCE = 'fuzz/specs/S1-fuzz.md';
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const DEFAULTS: SpecDefaults = {
   maxRuntimeS: 7200,
-  executors: { glm: 'glm-agent --spec {spec}', 'run.v2': 'runner {task_id} --file {spec} # \'quoted\' $HOME', plain: 'claude -p' },
+  executors: { glm: 'glm-agent --spec {spec}', 'run.v2': "runner {task_id} --file {spec} # 'quoted' $HOME", plain: 'claude -p' },
 };
-const KEYS = ['task_id', 'project', 'priority', 'depends_on', 'modifies', 'executor', 'estimated_minutes', 'command', 'max_runtime', 'node'] as const;
+const KEYS = [
+  'task_id',
+  'project',
+  'priority',
+  'depends_on',
+  'modifies',
+  'executor',
+  'estimated_minutes',
+  'command',
+  'max_runtime',
+  'node',
+] as const;
 
 /** Names that a plain object inherits: executor names that once reached the prototype (fixed). */
 const PROTO_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
@@ -37,7 +48,8 @@ function checkContract(fn: () => TaskSpec, source = SOURCE): boolean {
   try {
     spec = fn();
   } catch (e) {
-    if (!(e instanceof SpecError)) throw new Error(`threw ${(e as Error)?.name ?? typeof e} instead of SpecError: ${(e as Error)?.message ?? String(e)}`);
+    if (!(e instanceof SpecError))
+      throw new Error(`threw ${(e as Error)?.name ?? typeof e} instead of SpecError: ${(e as Error)?.message ?? String(e)}`, { cause: e });
     assert.ok(e instanceof UserError);
     assert.ok(e.message.startsWith(`${source}: `), `message does not start with the source: ${e.message}`);
     assert.equal(e.source, source);
@@ -69,18 +81,131 @@ const validId = fc
 /** Strings that trip parsers: YAML specials, quotes, NUL, unicode, control characters, huge digit runs. */
 const trickyString = fc.oneof(
   fc.constantFrom(
-    '', ' ', '\0', 'a\0b', '\n', '\r\n', 'true', 'false', 'null', '~', 'yes', 'no', 'on', '0', '-0', '007', '0x1F', '0o17', '1e3',
-    '1e400', '-1e400', '.inf', '-.inf', '.nan', 'NaN', 'Infinity', '9007199254740993', '-9007199254740993', '1000000', '1000001',
-    '-1000001', '12345678901234567890123456789012345678', '2h', '90s', '1h30m', '0s', '1ms', '0.0001s', '-5m', '10d',
-    'constructor-like', 'a,b,,c', ' a , b ', 'S15-ghost-task-cleaner', '.hidden', '-rf', 'a/b', 'x'.repeat(129),
-    "it's", '"quoted"', '$(id)', '`id`', 'é', '日本語', '🎉', '\u202e', '\ufeff', '\u2028', '#', ': ', '- ', '? ', '&a', '*a', '!!str', '|', '>',
+    '',
+    ' ',
+    '\0',
+    'a\0b',
+    '\n',
+    '\r\n',
+    'true',
+    'false',
+    'null',
+    '~',
+    'yes',
+    'no',
+    'on',
+    '0',
+    '-0',
+    '007',
+    '0x1F',
+    '0o17',
+    '1e3',
+    '1e400',
+    '-1e400',
+    '.inf',
+    '-.inf',
+    '.nan',
+    'NaN',
+    'Infinity',
+    '9007199254740993',
+    '-9007199254740993',
+    '1000000',
+    '1000001',
+    '-1000001',
+    '12345678901234567890123456789012345678',
+    '2h',
+    '90s',
+    '1h30m',
+    '0s',
+    '1ms',
+    '0.0001s',
+    '-5m',
+    '10d',
+    'constructor-like',
+    'a,b,,c',
+    ' a , b ',
+    'S15-ghost-task-cleaner',
+    '.hidden',
+    '-rf',
+    'a/b',
+    'x'.repeat(129),
+    "it's",
+    '"quoted"',
+    '$(id)',
+    '`id`',
+    'é',
+    '日本語',
+    '🎉',
+    '\u202e',
+    '\ufeff',
+    '\u2028',
+    '#',
+    ': ',
+    '- ',
+    '? ',
+    '&a',
+    '*a',
+    '!!str',
+    '|',
+    '>',
   ),
   fc.string(),
   fc.string({ unit: 'binary', maxLength: 30 }),
-  fc.string({ unit: fc.constantFrom('a', '1', ' ', ':', '-', '#', "'", '"', '\\', '{', '}', '[', ']', ',', '&', '*', '!', '|', '>', '%', '@', '`', '\n', '\t', '\0', '.'), maxLength: 20 }),
+  fc.string({
+    unit: fc.constantFrom(
+      'a',
+      '1',
+      ' ',
+      ':',
+      '-',
+      '#',
+      "'",
+      '"',
+      '\\',
+      '{',
+      '}',
+      '[',
+      ']',
+      ',',
+      '&',
+      '*',
+      '!',
+      '|',
+      '>',
+      '%',
+      '@',
+      '`',
+      '\n',
+      '\t',
+      '\0',
+      '.',
+    ),
+    maxLength: 20,
+  }),
 );
 
-const hugeNumber = fc.constantFrom(0, -0, 1, -1, 0.5, 1e-300, 1e21, 1e308, -1e308, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 2, Number.MIN_SAFE_INTEGER, Number.MAX_VALUE, Number.MIN_VALUE, Infinity, -Infinity, NaN, 1_000_000, 1_000_001, -1_000_001);
+const hugeNumber = fc.constantFrom(
+  0,
+  -0,
+  1,
+  -1,
+  0.5,
+  1e-300,
+  1e21,
+  1e308,
+  -1e308,
+  Number.MAX_SAFE_INTEGER,
+  Number.MAX_SAFE_INTEGER + 2,
+  Number.MIN_SAFE_INTEGER,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  Infinity,
+  -Infinity,
+  NaN,
+  1_000_000,
+  1_000_001,
+  -1_000_001,
+);
 
 const junk = fc.oneof(
   trickyString,
@@ -90,7 +215,16 @@ const junk = fc.oneof(
   fc.boolean(),
   fc.constant(null),
   fc.constant(undefined),
-  fc.anything({ withBoxedValues: true, withMap: true, withSet: true, withDate: true, withTypedArray: true, withSparseArray: true, withNullPrototype: true, maxDepth: 1 }),
+  fc.anything({
+    withBoxedValues: true,
+    withMap: true,
+    withSet: true,
+    withDate: true,
+    withTypedArray: true,
+    withSparseArray: true,
+    withNullPrototype: true,
+    maxDepth: 1,
+  }),
   fc.array(trickyString, { maxLength: 4 }),
   fc.array(validId, { maxLength: 4 }),
 );
@@ -101,13 +235,25 @@ const plausibleOrJunk = (plausible: fc.Arbitrary<unknown>): fc.Arbitrary<unknown
 const valueFor: Record<(typeof KEYS)[number], fc.Arbitrary<unknown>> = {
   task_id: plausibleOrJunk(validId),
   project: plausibleOrJunk(validId),
-  priority: plausibleOrJunk(fc.oneof(fc.integer({ min: -1_000_000, max: 1_000_000 }), fc.integer({ min: -1_000_000, max: 1_000_000 }).map(String))),
-  depends_on: plausibleOrJunk(fc.oneof(fc.array(validId, { maxLength: 3 }), fc.array(validId, { maxLength: 3 }).map((a) => a.join(',')))),
+  priority: plausibleOrJunk(
+    fc.oneof(fc.integer({ min: -1_000_000, max: 1_000_000 }), fc.integer({ min: -1_000_000, max: 1_000_000 }).map(String)),
+  ),
+  depends_on: plausibleOrJunk(
+    fc.oneof(
+      fc.array(validId, { maxLength: 3 }),
+      fc.array(validId, { maxLength: 3 }).map((a) => a.join(',')),
+    ),
+  ),
   modifies: plausibleOrJunk(fc.array(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 3 })),
   executor: plausibleOrJunk(fc.constantFrom('glm', 'run.v2', 'plain', 'missing', ...PROTO_NAMES)),
   estimated_minutes: plausibleOrJunk(fc.oneof(fc.double({ min: 0, noNaN: true }), fc.nat())),
   command: plausibleOrJunk(fc.string({ unit: 'binary', minLength: 1, maxLength: 40 })),
-  max_runtime: plausibleOrJunk(fc.oneof(fc.constantFrom('30m', '2h', '1h30m', '90', 1, 0.001, 3600, `${'9'.repeat(400)}h`, '4000d'), fc.double({ min: 0.001, max: 1e9, noNaN: true }))),
+  max_runtime: plausibleOrJunk(
+    fc.oneof(
+      fc.constantFrom('30m', '2h', '1h30m', '90', 1, 0.001, 3600, `${'9'.repeat(400)}h`, '4000d'),
+      fc.double({ min: 0.001, max: 1e9, noNaN: true }),
+    ),
+  ),
   node: plausibleOrJunk(validId),
 };
 
@@ -121,12 +267,65 @@ const yamlValue = fc.oneof(
   trickyString.map((s) => JSON.stringify(s)), // a double-quoted YAML string (JSON strings are YAML)
   trickyString.filter((s) => !s.includes('\n') && !s.includes('\r')),
   fc.constantFrom(
-    '', '~', 'null', '[]', '{}', '[a, b]', '{a: 1}', '&x 5', '&y "S1"', '*x', '*nope', '!!str 5', '!!int "7"', '!!float 1e3', '!!binary aGk=',
-    '!!set {a, b}', '!!omap [a: 1]', '!!timestamp 2024-01-01', '!!bool yes', '!custom x', '|\n  line one\n  line two', '>-\n  folded\n  text',
-    '|-', "'single ''quoted'''", '"\\0 NUL escape"', '"\\x00"', '"\\u0000"', '"\\U0001F389"', '[unterminated', '{bad: [}', '"unterminated', '- a\n  - b',
-    '\n  - a\n  - b', '\n  nested: map', '0b101', '0o777', '0x_ff', '1_000', '+12', '.5', '6.', '1e400', '-.inf', '.NaN', '2001-12-14t21:59:43.10-05:00',
-    `"${'9'.repeat(38)}"`, '9'.repeat(38), `-${'9'.repeat(38)}`, '? complex key', '<<: *x', '@reserved', '`reserved', '%directive', '#comment only',
-    '&c [*c]', '&m {k: *m}', '&n [a, [b, *n]]', `${'9'.repeat(400)}h`, `"${'9'.repeat(400)}h"`,
+    '',
+    '~',
+    'null',
+    '[]',
+    '{}',
+    '[a, b]',
+    '{a: 1}',
+    '&x 5',
+    '&y "S1"',
+    '*x',
+    '*nope',
+    '!!str 5',
+    '!!int "7"',
+    '!!float 1e3',
+    '!!binary aGk=',
+    '!!set {a, b}',
+    '!!omap [a: 1]',
+    '!!timestamp 2024-01-01',
+    '!!bool yes',
+    '!custom x',
+    '|\n  line one\n  line two',
+    '>-\n  folded\n  text',
+    '|-',
+    "'single ''quoted'''",
+    '"\\0 NUL escape"',
+    '"\\x00"',
+    '"\\u0000"',
+    '"\\U0001F389"',
+    '[unterminated',
+    '{bad: [}',
+    '"unterminated',
+    '- a\n  - b',
+    '\n  - a\n  - b',
+    '\n  nested: map',
+    '0b101',
+    '0o777',
+    '0x_ff',
+    '1_000',
+    '+12',
+    '.5',
+    '6.',
+    '1e400',
+    '-.inf',
+    '.NaN',
+    '2001-12-14t21:59:43.10-05:00',
+    `"${'9'.repeat(38)}"`,
+    '9'.repeat(38),
+    `-${'9'.repeat(38)}`,
+    '? complex key',
+    '<<: *x',
+    '@reserved',
+    '`reserved',
+    '%directive',
+    '#comment only',
+    '&c [*c]',
+    '&m {k: *m}',
+    '&n [a, [b, *n]]',
+    `${'9'.repeat(400)}h`,
+    `"${'9'.repeat(400)}h"`,
   ),
   fc.array(validId, { maxLength: 3 }).map((a) => `[${a.join(', ')}]`),
   fc.array(validId, { minLength: 1, maxLength: 3 }).map((a) => `\n${a.map((x) => `  - ${x}`).join('\n')}`),
@@ -134,24 +333,73 @@ const yamlValue = fc.oneof(
   fc.double().map(String),
 );
 
-const keyName = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...KEYS) }, { weight: 1, arbitrary: fc.constantFrom('depend_on', 'Task_ID', '"task_id"', '? task_id', 'task_id ', '<<', '__proto__', 'constructor', '') }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) });
+const keyName = fc.oneof(
+  { weight: 8, arbitrary: fc.constantFrom(...KEYS) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('depend_on', 'Task_ID', '"task_id"', '? task_id', 'task_id ', '<<', '__proto__', 'constructor', ''),
+  },
+  { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
+);
 
 /** A front-matter line; task_id and command get plausible values often enough that many specs parse. */
 const fmLine = fc.oneof(
   { weight: 6, arbitrary: fc.tuple(keyName, yamlValue).map(([k, v]) => `${k}: ${v}`) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
-  { weight: 1, arbitrary: fc.constantFrom('---', '...', '%YAML 1.1', '%YAML 1.2', '%TAG ! tag:x,2024:', '# comment', '', '\t', '  indented: x', '- list item', '&a', 'key: value: more', '"a": 1', '{a: 1}') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '---',
+      '...',
+      '%YAML 1.1',
+      '%YAML 1.2',
+      '%TAG ! tag:x,2024:',
+      '# comment',
+      '',
+      '\t',
+      '  indented: x',
+      '- list item',
+      '&a',
+      'key: value: more',
+      '"a": 1',
+      '{a: 1}',
+    ),
+  },
 );
 
 const fmText = fc
   .record({
     bom: fc.boolean(),
-    open: fc.oneof({ weight: 5, arbitrary: fc.constant('---') }, { weight: 1, arbitrary: fc.constantFrom('---  ', '---\t', '--- ', '----', ' ---') }),
-    id: fc.oneof(validId.map((i) => `task_id: ${i}`), validId.map((i) => `task_id: ${JSON.stringify(i)}`), fc.constant('')),
-    command: fc.oneof(fc.constantFrom('command: "echo hi"', 'command: true', 'command: ""', 'command: "a\\0b"', 'executor: glm', 'executor: run.v2', 'executor: missing', 'executor: constructor', 'executor: __proto__', ''), fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).map((s) => `command: ${JSON.stringify(s)}`)),
+    open: fc.oneof(
+      { weight: 5, arbitrary: fc.constant('---') },
+      { weight: 1, arbitrary: fc.constantFrom('---  ', '---\t', '--- ', '----', ' ---') },
+    ),
+    id: fc.oneof(
+      validId.map((i) => `task_id: ${i}`),
+      validId.map((i) => `task_id: ${JSON.stringify(i)}`),
+      fc.constant(''),
+    ),
+    command: fc.oneof(
+      fc.constantFrom(
+        'command: "echo hi"',
+        'command: true',
+        'command: ""',
+        'command: "a\\0b"',
+        'executor: glm',
+        'executor: run.v2',
+        'executor: missing',
+        'executor: constructor',
+        'executor: __proto__',
+        '',
+      ),
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).map((s) => `command: ${JSON.stringify(s)}`),
+    ),
     lines: fc.array(fmLine, { maxLength: 4 }),
     eol: fc.oneof({ weight: 5, arbitrary: fc.constant('\n') }, { weight: 1, arbitrary: fc.constantFrom('\r\n', '\r') }),
-    close: fc.oneof({ weight: 5, arbitrary: fc.constant('---') }, { weight: 1, arbitrary: fc.constantFrom('--- ', '---\t', '...', '', '----') }),
+    close: fc.oneof(
+      { weight: 5, arbitrary: fc.constant('---') },
+      { weight: 1, arbitrary: fc.constantFrom('--- ', '---\t', '...', '', '----') },
+    ),
     body: fc.oneof(fc.constant(''), fc.string({ unit: 'binary', maxLength: 60 }), fc.constant('\0\0\0')),
   })
   .map((r) => {
@@ -167,9 +415,17 @@ describe('fuzz: spec parser', () => {
 
   test('parseSpecText on arbitrary strings returns a safe spec or throws a SpecError naming the source', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }).map((s) => `---\n${s}\n---\n`)), (text) => {
-        checkContract(() => parseSpecText(text, SOURCE, DEFAULTS));
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'binary' }),
+          fc.string({ unit: 'grapheme' }),
+          fc.string({ unit: 'binary' }).map((s) => `---\n${s}\n---\n`),
+        ),
+        (text) => {
+          checkContract(() => parseSpecText(text, SOURCE, DEFAULTS));
+        },
+      ),
       RUNS,
     );
   });
@@ -217,10 +473,9 @@ describe('fuzz: spec parser', () => {
   });
 
   test('buildTaskSpec on fc.object() front matter and arbitrary source names keeps the source as the message prefix', () => {
-    const raw = fc.oneof(
-      fc.object({ maxDepth: 2, values: [fc.anything({ maxDepth: 1 }), junk] }),
-      fc.dictionary(fc.constantFrom(...KEYS), junk),
-    ).map((o) => o as RawTask);
+    const raw = fc
+      .oneof(fc.object({ maxDepth: 2, values: [fc.anything({ maxDepth: 1 }), junk] }), fc.dictionary(fc.constantFrom(...KEYS), junk))
+      .map((o) => o as RawTask);
     const source = fc.oneof(fc.constantFrom('--id x', 'specs/a.md', ''), fc.string({ unit: 'binary', maxLength: 20 }));
     fc.assert(
       fc.property(raw, source, (r, src) => {

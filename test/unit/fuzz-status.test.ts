@@ -36,7 +36,10 @@ function assertStatusOk(st: WrapperStatus | null): void {
 /** Independent statement of what the wrapper writes: the objects parseWrapperStatus must accept. */
 function wrapperOracle(o: Record<string, unknown>): boolean {
   const inRange = (n: number): boolean => Number.isSafeInteger(n) && n >= 2 && n <= 4_194_304;
-  const pidOk = typeof o.pid === 'number' ? inRange(o.pid) : typeof o.pid === 'string' && /^[0-9]{1,7}$/.test(o.pid.trim()) && inRange(Number(o.pid.trim()));
+  const pidOk =
+    typeof o.pid === 'number'
+      ? inRange(o.pid)
+      : typeof o.pid === 'string' && /^[0-9]{1,7}$/.test(o.pid.trim()) && inRange(Number(o.pid.trim()));
   if (!pidOk) return false;
   if (!(typeof o.starttime === 'string' && /^[0-9]{1,20}$/.test(o.starttime))) return false;
   if (!(typeof o.boot_id === 'string' && UUID_RE.test(o.boot_id))) return false;
@@ -49,14 +52,37 @@ function wrapperOracle(o: Record<string, unknown>): boolean {
 
 const junk = fc.anything({ withBoxedValues: false, withNullPrototype: true, maxDepth: 2 });
 const bootId = fc.uuid();
-const mostly = <T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> => fc.oneof({ weight: 3, arbitrary: good }, { weight: 1, arbitrary: bad });
+const mostly = <T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> =>
+  fc.oneof({ weight: 3, arbitrary: good }, { weight: 1, arbitrary: bad });
 const fieldValues = {
-  pid: mostly(fc.integer({ min: 2, max: 4_194_304 }), fc.oneof(fc.constantFrom(0, 1, -1, -2, 2.5, 4_194_305, 1e20, '123', ' 42 ', '0x10', '1e3', '', null, true, [7]), fc.double(), fc.integer(), junk)),
-  starttime: mostly(fc.nat().map(String), fc.oneof(fc.constantFrom('', ' 1', '1\n', '-1', '1.5', '1'.repeat(21), '\u0661'), fc.nat(), junk)),
-  boot_id: mostly(bootId, fc.oneof(bootId.map((u) => u.toUpperCase()), bootId.map((u) => `${u}\n`), fc.string({ maxLength: 36 }), junk)),
+  pid: mostly(
+    fc.integer({ min: 2, max: 4_194_304 }),
+    fc.oneof(
+      fc.constantFrom(0, 1, -1, -2, 2.5, 4_194_305, 1e20, '123', ' 42 ', '0x10', '1e3', '', null, true, [7]),
+      fc.double(),
+      fc.integer(),
+      junk,
+    ),
+  ),
+  starttime: mostly(
+    fc.nat().map(String),
+    fc.oneof(fc.constantFrom('', ' 1', '1\n', '-1', '1.5', '1'.repeat(21), '\u0661'), fc.nat(), junk),
+  ),
+  boot_id: mostly(
+    bootId,
+    fc.oneof(
+      bootId.map((u) => u.toUpperCase()),
+      bootId.map((u) => `${u}\n`),
+      fc.string({ maxLength: 36 }),
+      junk,
+    ),
+  ),
   sid: fc.oneof(fc.integer({ min: 2, max: 100 }), fc.constantFrom('same', 'same-string'), junk),
   state: mostly(fc.constantFrom('running', 'exited'), fc.oneof(fc.constantFrom('Running', 'exited ', 'zombie', ''), junk)),
-  exit_code: mostly(fc.integer({ min: 0, max: 255 }), fc.oneof(fc.integer({ min: -2, max: 258 }), fc.constantFrom(0.5, -0, 1e300, '0', '1', null, true), fc.double(), junk)),
+  exit_code: mostly(
+    fc.integer({ min: 0, max: 255 }),
+    fc.oneof(fc.integer({ min: -2, max: 258 }), fc.constantFrom(0.5, -0, 1e300, '0', '1', null, true), fc.double(), junk),
+  ),
   started_at: fc.oneof(fc.nat(), fc.double(), fc.string({ maxLength: 10 }), junk),
   task: fc.oneof(fc.string({ maxLength: 10 }), junk),
 };
@@ -73,8 +99,25 @@ const statusObject = fc
   });
 
 const wellFormedStatus = fc
-  .record({ pid: fc.integer({ min: 2, max: 4_194_304 }), starttime: fc.nat().map(String), boot_id: bootId, exited: fc.boolean(), code: fc.integer({ min: 0, max: 255 }), started_at: fc.nat() })
-  .map((r) => ({ pid: r.pid, starttime: r.starttime, boot_id: r.boot_id, sid: r.pid, task: 't', attempt: 1, started_at: r.started_at, state: r.exited ? 'exited' : 'running', ...(r.exited ? { exit_code: r.code, ended_at: r.started_at + 1 } : {}) }));
+  .record({
+    pid: fc.integer({ min: 2, max: 4_194_304 }),
+    starttime: fc.nat().map(String),
+    boot_id: bootId,
+    exited: fc.boolean(),
+    code: fc.integer({ min: 0, max: 255 }),
+    started_at: fc.nat(),
+  })
+  .map((r) => ({
+    pid: r.pid,
+    starttime: r.starttime,
+    boot_id: r.boot_id,
+    sid: r.pid,
+    task: 't',
+    attempt: 1,
+    started_at: r.started_at,
+    state: r.exited ? 'exited' : 'running',
+    ...(r.exited ? { exit_code: r.code, ended_at: r.started_at + 1 } : {}),
+  }));
 
 const statusText = fc.oneof(
   fc.string(),
@@ -87,7 +130,24 @@ const statusText = fc.oneof(
 
 /** Probe output lines as the probe script prints them, plus junk and truncation. */
 const probeLine = fc.oneof(
-  fc.constantFrom('boot=same', 'boot=changed', 'boot=', 'boot=other', 'alive=1', 'alive=0', 'alive=', 'alive=2', 'alive=1\r', ' alive =1', 'alive= 1', '=1', 'status=', 'status=null', 'status={', ''),
+  fc.constantFrom(
+    'boot=same',
+    'boot=changed',
+    'boot=',
+    'boot=other',
+    'alive=1',
+    'alive=0',
+    'alive=',
+    'alive=2',
+    'alive=1\r',
+    ' alive =1',
+    'alive= 1',
+    '=1',
+    'status=',
+    'status=null',
+    'status={',
+    '',
+  ),
   statusText.filter((t) => !t.includes('\n')).map((t) => `status=${t}`),
   fc.string({ maxLength: 20 }),
   fc.string({ unit: 'binary', maxLength: 20 }),
@@ -95,16 +155,35 @@ const probeLine = fc.oneof(
 const probeText = fc.oneof(
   fc.string(),
   fc.string({ unit: 'binary' }),
-  fc.tuple(fc.array(probeLine, { maxLength: 6 }), fc.constantFrom('\n', '\r\n'), fc.boolean()).map(([lines, eol, trailing]) => lines.join(eol) + (trailing ? eol : '')),
+  fc
+    .tuple(fc.array(probeLine, { maxLength: 6 }), fc.constantFrom('\n', '\r\n'), fc.boolean())
+    .map(([lines, eol, trailing]) => lines.join(eol) + (trailing ? eol : '')),
 );
 
 /** Kill output lines: well-formed results, near misses and junk. */
-const pidToken = fc.oneof(fc.integer({ min: 1, max: 4_194_304 }).map(String), fc.string({ unit: fc.constantFrom(...'0123456789'.split('')), minLength: 1, maxLength: 15 }).filter((s) => !/^0+$/.test(s)));
+const pidToken = fc.oneof(
+  fc.integer({ min: 1, max: 4_194_304 }).map(String),
+  fc.string({ unit: fc.constantFrom(...'0123456789'.split('')), minLength: 1, maxLength: 15 }).filter((s) => !/^0+$/.test(s)),
+);
 const killLine = fc.oneof(
   fc.tuple(pidToken, fc.constantFrom(...OUTCOMES)).map(([p, o]) => `result ${p} ${o}`),
-  fc.tuple(pidToken, fc.constantFrom(...OUTCOMES), fc.constantFrom(' ', '\t', '\r', '  ')).map(([p, o, ws]) => `${ws}result ${p} ${o}${ws}`),
-  fc.tuple(fc.oneof(pidToken, fc.constantFrom('-1', '-5', '1.5', '0x10', '', ' ', 'abc', '1e3')), fc.oneof(fc.constantFrom(...OUTCOMES), fc.constantFrom('killed', 'KILLED-TERM', 'killed-term x', 'gone', ''))).map(([p, o]) => `result ${p} ${o}`),
-  fc.constantFrom('result', 'results 5 killed-term', 'result  5 killed-term', 'result 5  killed-term', 'xresult 5 killed-term', 'result 5 killed-term result 6 killed-kill'),
+  fc
+    .tuple(pidToken, fc.constantFrom(...OUTCOMES), fc.constantFrom(' ', '\t', '\r', '  '))
+    .map(([p, o, ws]) => `${ws}result ${p} ${o}${ws}`),
+  fc
+    .tuple(
+      fc.oneof(pidToken, fc.constantFrom('-1', '-5', '1.5', '0x10', '', ' ', 'abc', '1e3')),
+      fc.oneof(fc.constantFrom(...OUTCOMES), fc.constantFrom('killed', 'KILLED-TERM', 'killed-term x', 'gone', '')),
+    )
+    .map(([p, o]) => `result ${p} ${o}`),
+  fc.constantFrom(
+    'result',
+    'results 5 killed-term',
+    'result  5 killed-term',
+    'result 5  killed-term',
+    'xresult 5 killed-term',
+    'result 5 killed-term result 6 killed-kill',
+  ),
   fc.string({ maxLength: 30 }),
 );
 
@@ -185,15 +264,25 @@ describe('fuzz: node output parsers', () => {
 
   test('parseKillOutput on arbitrary text returns only results that a whole line spelled out, with an integer pid', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.array(killLine, { maxLength: 8 }).map((l) => l.join('\n'))), (text) => {
-        const res = parseKillOutput(text);
-        const lines = text.split('\n').map((l) => l.trim());
-        for (const r of res) {
-          assert.ok(Number.isInteger(r.pid) && r.pid > 1, `pid ${r.pid}`);
-          assert.ok((OUTCOMES as readonly string[]).includes(r.outcome));
-          assert.ok(lines.some((l) => /^result [0-9]+ \S+$/.test(l) && Number(l.split(' ')[1]) === r.pid && l.split(' ')[2] === r.outcome), `no line says ${JSON.stringify(r)}`);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'binary' }),
+          fc.array(killLine, { maxLength: 8 }).map((l) => l.join('\n')),
+        ),
+        (text) => {
+          const res = parseKillOutput(text);
+          const lines = text.split('\n').map((l) => l.trim());
+          for (const r of res) {
+            assert.ok(Number.isInteger(r.pid) && r.pid > 1, `pid ${r.pid}`);
+            assert.ok((OUTCOMES as readonly string[]).includes(r.outcome));
+            assert.ok(
+              lines.some((l) => /^result [0-9]+ \S+$/.test(l) && Number(l.split(' ')[1]) === r.pid && l.split(' ')[2] === r.outcome),
+              `no line says ${JSON.stringify(r)}`,
+            );
+          }
+        },
+      ),
       RUNS,
     );
   });
@@ -204,7 +293,13 @@ describe('fuzz: node output parsers', () => {
         const text = lines.join('\n');
         const res = parseKillOutput(text);
         for (const r of res) assert.ok(Number.isSafeInteger(r.pid) && r.pid > 1 && r.pid <= 4_194_304, `pid ${r.pid}`);
-        const wellFormed = text.split('\n').filter((l) => /^result [0-9]+ (not-ours|not-ours-at-kill|already-gone|killed-term|killed-kill|still-alive|rebooted)$/.test(l.trim()) && parsePid(l.trim().split(' ')[1]) !== null);
+        const wellFormed = text
+          .split('\n')
+          .filter(
+            (l) =>
+              /^result [0-9]+ (not-ours|not-ours-at-kill|already-gone|killed-term|killed-kill|still-alive|rebooted)$/.test(l.trim()) &&
+              parsePid(l.trim().split(' ')[1]) !== null,
+          );
         assert.equal(res.length, wellFormed.length);
       }),
       RUNS,

@@ -18,7 +18,7 @@ describe('shq', () => {
     ['backticks', '`id` `echo x`'],
     ['newlines', 'line1\nline2\n\n'],
     ['semicolons and pipes', 'a; echo injected | cat && false || true &'],
-    ['backslashes', '\\ \\n \\\\ \\\''],
+    ['backslashes', "\\ \\n \\\\ \\'"],
     ['globs and redirections', '* ? [a-z] > /tmp/x < /etc/passwd'],
     ['unicode', 'héllo 日本語 🎉 ✓'],
     ['leading dash', '-n'],

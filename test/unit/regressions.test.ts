@@ -12,13 +12,23 @@ const defaults = { maxRuntimeS: 7200, executors: { glm: 'run-glm {spec}' } };
 
 test('an executor named after an Object.prototype member is refused as not configured', () => {
   for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
-    assert.throws(() => parseSpecText(`---\ntask_id: a\nexecutor: ${name}\n---\n`, 'x.md', defaults), (e: Error) => e instanceof SpecError && /is not configured/.test(e.message));
+    assert.throws(
+      () => parseSpecText(`---\ntask_id: a\nexecutor: ${name}\n---\n`, 'x.md', defaults),
+      (e: Error) => e instanceof SpecError && /is not configured/.test(e.message),
+    );
   }
 });
 
 test('a self-referencing YAML alias gives a SpecError, not a TypeError', () => {
-  for (const fm of ['task_id: &a [*a]', 'task_id: ok\ncommand: "true"\nproject: &p [*p]', 'task_id: ok\ncommand: "true"\ndepends_on: &d [*d]']) {
-    assert.throws(() => parseSpecText(`---\n${fm}\n---\n`, 'x.md', defaults), (e: Error) => e instanceof SpecError);
+  for (const fm of [
+    'task_id: &a [*a]',
+    'task_id: ok\ncommand: "true"\nproject: &p [*p]',
+    'task_id: ok\ncommand: "true"\ndepends_on: &d [*d]',
+  ]) {
+    assert.throws(
+      () => parseSpecText(`---\n${fm}\n---\n`, 'x.md', defaults),
+      (e: Error) => e instanceof SpecError,
+    );
   }
 });
 
@@ -46,5 +56,8 @@ test('a process never names an invalid task id, and "S1" is not named by "S1.ret
 });
 
 test('parseKillOutput returns only pids greater than 1 within range', () => {
-  assert.deepEqual(parseKillOutput(`result 0 killed-term\nresult 1 killed-term\nresult ${'9'.repeat(21)} killed-kill\nresult 42 already-gone`), [{ pid: 42, outcome: 'already-gone' }]);
+  assert.deepEqual(
+    parseKillOutput(`result 0 killed-term\nresult 1 killed-term\nresult ${'9'.repeat(21)} killed-kill\nresult 42 already-gone`),
+    [{ pid: 42, outcome: 'already-gone' }],
+  );
 });

@@ -32,7 +32,10 @@ function readStat(pid: number): Stat | null {
     return null;
   }
   // comm may contain spaces and ')': fields start after the last ')'. f[0] is field 3.
-  const f = raw.slice(raw.lastIndexOf(')') + 2).trim().split(/\s+/);
+  const f = raw
+    .slice(raw.lastIndexOf(')') + 2)
+    .trim()
+    .split(/\s+/);
   return { state: f[0]!, pgrp: Number(f[2]), session: Number(f[3]), starttime: f[19]! };
 }
 
@@ -42,7 +45,9 @@ function isLive(pid: number): boolean {
 }
 
 function procPids(): number[] {
-  return readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n)).map(Number);
+  return readdirSync('/proc')
+    .filter((n) => /^[0-9]+$/.test(n))
+    .map(Number);
 }
 
 function liveGroupMembers(pgid: number): number[] {
@@ -102,7 +107,10 @@ interface Launched {
 async function launch(command: string, opts: { dir?: string; spec?: string; token?: string } = {}): Promise<Launched> {
   const dir = opts.dir ?? path.join(root, 'tasks', `t${++seq}`, '1');
   const task = path.basename(path.dirname(dir));
-  const res = await shell.exec(launchCommand(dir, task, 1, command, opts.spec !== undefined, opts.token), { stdin: opts.spec, timeoutMs: 20_000 });
+  const res = await shell.exec(launchCommand(dir, task, 1, command, opts.spec !== undefined, opts.token), {
+    stdin: opts.spec,
+    timeoutMs: 20_000,
+  });
   assert.equal(res.code, 0, `launch failed: ${res.stdout} ${res.stderr}`);
   const statusText = parseKv(res.stdout).get('status');
   assert.ok(statusText, `no status in launch output: ${res.stdout}`);
@@ -155,7 +163,14 @@ describe('command builders', () => {
   });
 
   test('killCommand refuses one bad pid even among good ones', () => {
-    assert.throws(() => killCommand(BOOT, 1, [{ pid: 4242, starttime: '100' }, { pid: 1, starttime: '100' }]), /refusing to signal pid 1/);
+    assert.throws(
+      () =>
+        killCommand(BOOT, 1, [
+          { pid: 4242, starttime: '100' },
+          { pid: 1, starttime: '100' },
+        ]),
+      /refusing to signal pid 1/,
+    );
   });
 
   test('killCommand refuses bad boot ids', () => {
@@ -265,7 +280,9 @@ describe('launch script with attempt tokens', () => {
     const old = await launch('echo old', { dir });
     await waitFor(() => readStatusFile(dir)?.state === 'exited', 10_000, 'the old attempt exited');
     const before = readFileSync(path.join(dir, 'status.json'), 'utf8');
-    const res = await shell.exec(launchCommand(dir, path.basename(path.dirname(dir)), 1, 'echo new', false, TOKEN_B), { timeoutMs: 20_000 });
+    const res = await shell.exec(launchCommand(dir, path.basename(path.dirname(dir)), 1, 'echo new', false, TOKEN_B), {
+      timeoutMs: 20_000,
+    });
     assert.equal(res.code, 0, res.stderr);
     const kv = parseKv(res.stdout);
     assert.equal(kv.get('untrusted'), dir);
@@ -280,7 +297,9 @@ describe('launch script with attempt tokens', () => {
     assert.equal(readFileSync(path.join(dir, 'status.json'), 'utf8'), before, 'the old directory is untouched');
     assert.equal(readFileSync(path.join(dir, 'stdout'), 'utf8'), 'old\n');
     // A third launch of the new life finds its own directory again, not the old one.
-    const third = await shell.exec(launchCommand(dir, path.basename(path.dirname(dir)), 1, 'echo new', false, TOKEN_B), { timeoutMs: 20_000 });
+    const third = await shell.exec(launchCommand(dir, path.basename(path.dirname(dir)), 1, 'echo new', false, TOKEN_B), {
+      timeoutMs: 20_000,
+    });
     assert.match(third.stdout, /^existing$/m);
     assert.equal(parseKv(third.stdout).get('dir'), mine);
   });
@@ -369,7 +388,11 @@ describe('kill script', () => {
 
   test('kills a group that ignores TERM with KILL after the grace and reports killed-kill', async () => {
     const l = await launch('trap "" TERM; echo ready; exec sleep 60');
-    await waitFor(() => existsSync(path.join(l.dir, 'stdout')) && readFileSync(path.join(l.dir, 'stdout'), 'utf8') === 'ready\n', 5_000, 'trap to be set');
+    await waitFor(
+      () => existsSync(path.join(l.dir, 'stdout')) && readFileSync(path.join(l.dir, 'stdout'), 'utf8') === 'ready\n',
+      5_000,
+      'trap to be set',
+    );
     const t0 = Date.now();
     const out = await kill(BOOT, 1, [{ pid: l.st.pid, starttime: l.st.starttime }]);
     assert.deepEqual(parseKillOutput(out), [{ pid: l.st.pid, outcome: 'killed-kill' }]);
@@ -437,8 +460,20 @@ describe('process listing script (node recovery)', () => {
 describe('node recovery and pruning tell lives of one task id apart', () => {
   const CURRENT = 'c'.repeat(32);
   const nodeRow = (workDir: string): NodeRow => ({
-    name: 'here', host: null, slots: 1, running_count: 0, kind: 'local', port: null, user: null, key_path: null, known_hosts: null,
-    insecure_ignore_host_key: 0, work_dir: workDir, status: 'offline', last_seen_at: null, missed_probes: 0,
+    name: 'here',
+    host: null,
+    slots: 1,
+    running_count: 0,
+    kind: 'local',
+    port: null,
+    user: null,
+    key_path: null,
+    known_hosts: null,
+    insecure_ignore_host_key: 0,
+    work_dir: workDir,
+    status: 'offline',
+    last_seen_at: null,
+    missed_probes: 0,
   });
   const pool = { get: () => shell } as unknown as ShellPool;
 
@@ -456,7 +491,10 @@ describe('node recovery and pruning tell lives of one task id apart', () => {
     const killed = new Set(res.killed.map((k) => k.pid));
     const currentGroup = new Set(list.filter((p) => p.token === CURRENT).map((p) => p.pid));
     assert.ok(killed.has(earlier.st.pid), 'the earlier life was killed');
-    assert.ok([...killed].every((pid) => !currentGroup.has(pid)), 'nothing of the current attempt was signalled');
+    assert.ok(
+      [...killed].every((pid) => !currentGroup.has(pid)),
+      'nothing of the current attempt was signalled',
+    );
     assert.ok(res.clean);
     assert.ok(!isLive(earlier.st.pid), 'the earlier life is gone');
     assert.ok(isLive(current.st.pid), 'the current attempt still runs');
@@ -478,4 +516,3 @@ describe('node recovery and pruning tell lives of one task id apart', () => {
     assert.ok(existsSync(path.join(mine, 'status.json')));
   });
 });
-

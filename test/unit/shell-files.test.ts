@@ -27,7 +27,9 @@ import { parsePosixWords } from '../helpers/posix-words';
 
 const SRC_DIR = path.resolve(__dirname, '../../../src/shell/scripts');
 const ROOT = path.resolve(__dirname, '../../..');
-const files = readdirSync(SRC_DIR).filter((f) => f.endsWith('.sh')).sort();
+const files = readdirSync(SRC_DIR)
+  .filter((f) => f.endsWith('.sh'))
+  .sort();
 const BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 const REF_BOOT = '00000000-0000-4000-8000-000000000000';
 
@@ -44,8 +46,19 @@ function header(text: string): string[] {
 
 describe('node scripts as shell files', () => {
   test('the script directory holds every script the builders load', () => {
-    const expected = ['boot-suffix', 'identify', 'kill', 'launch', 'list-task-procs', 'ping', 'probe', 'probe-many', 'prune-list',
-      'prune-rm', 'runner'];
+    const expected = [
+      'boot-suffix',
+      'identify',
+      'kill',
+      'launch',
+      'list-task-procs',
+      'ping',
+      'probe',
+      'probe-many',
+      'prune-list',
+      'prune-rm',
+      'runner',
+    ];
     assert.deepEqual(files, expected.map((n) => `${n}.sh`).sort());
     const ts = readFileSync(path.join(ROOT, 'src/shell/scripts.ts'), 'utf8');
     for (const f of files) assert.ok(ts.includes(`load('${f}')`), `scripts.ts does not load ${f}`);
@@ -79,18 +92,26 @@ describe('node scripts as shell files', () => {
       const names = args === 'none' ? [] : [...args.matchAll(/[A-Z][A-Z_]*/g)].map((m) => m[0]);
       assert.ok(args === 'none' || names.length > 0, `arguments "${args}": "none" or their names in capitals`);
       for (const n of names) {
-        assert.ok(h.slice(a + 1).some((l) => new RegExp(`^#   ${n} +\\S`).test(l)), `argument ${n} is described on a "#   ${n} ..." line`);
+        assert.ok(
+          h.slice(a + 1).some((l) => new RegExp(`^#   ${n} +\\S`).test(l)),
+          `argument ${n} is described on a "#   ${n} ..." line`,
+        );
       }
       const o = h.findIndex((l) => /^# Output lines\b.*:/.test(l));
       assert.ok(o > a, 'an "# Output lines...:" section after the arguments');
-      assert.ok(/none/.test(h[o]!) || /^#   \S/.test(h[o + 1] ?? ''), 'at least one output line, or "none"');
+      assert.ok(/none/.test(h[o]!) || /^# {3}\S/.test(h[o + 1] ?? ''), 'at least one output line, or "none"');
       for (const l of h) assert.ok(l.length <= 140, `header line longer than 140 characters: ${l}`);
     });
   }
 
   test('the build copies every script next to dist/src/shell/scripts.js, unchanged', () => {
     assert.ok(existsSync(SCRIPTS_DIR), `${SCRIPTS_DIR} is missing: run npm run build`);
-    assert.deepEqual(readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith('.sh')).sort(), files);
+    assert.deepEqual(
+      readdirSync(SCRIPTS_DIR)
+        .filter((f) => f.endsWith('.sh'))
+        .sort(),
+      files,
+    );
     for (const f of files) assert.equal(readFileSync(path.join(SCRIPTS_DIR, f), 'utf8'), src(f), f);
   });
 
@@ -104,7 +125,9 @@ describe('node scripts as shell files', () => {
     for (const f of files) {
       const b = body(f);
       assert.ok(!b.startsWith('#') && !/^[ \t]*# shellcheck /m.test(b), f);
-      const lines = src(f).split('\n').slice(header(src(f)).length);
+      const lines = src(f)
+        .split('\n')
+        .slice(header(src(f)).length);
       const kept = lines.filter((l) => !l.trimStart().startsWith('# shellcheck ')).join('\n');
       assert.equal(b, kept, `${f}: only the header and the directives go`);
     }

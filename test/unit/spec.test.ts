@@ -1,6 +1,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTaskSpec, expandExecutor, parseSpecText, specHash, DEFAULT_PRIORITY, DEFAULT_PROJECT, type SpecDefaults } from '../../src/spec/spec';
+import {
+  buildTaskSpec,
+  expandExecutor,
+  parseSpecText,
+  specHash,
+  DEFAULT_PRIORITY,
+  DEFAULT_PROJECT,
+  type SpecDefaults,
+} from '../../src/spec/spec';
 import { SpecError } from '../../src/common/errors';
 
 const defaults: SpecDefaults = { maxRuntimeS: 7200, executors: { glm: 'run-glm --spec {spec}' } };
@@ -50,7 +58,11 @@ describe('parseSpecText', () => {
   });
 
   test('accepts flow-style lists and CRLF line endings', () => {
-    const t = parseSpecText('---\r\ntask_id: DI09\r\nmodifies: ["dispatch-controller.py"]\r\nexecutor: glm\r\n---\r\nbody', 's.md', defaults);
+    const t = parseSpecText(
+      '---\r\ntask_id: DI09\r\nmodifies: ["dispatch-controller.py"]\r\nexecutor: glm\r\n---\r\nbody',
+      's.md',
+      defaults,
+    );
     assert.deepEqual(t.modifies, ['dispatch-controller.py']);
     assert.equal(t.id, 'DI09');
   });
@@ -70,11 +82,17 @@ describe('parseSpecText', () => {
   });
 
   test('refuses an unknown executor and lists the configured ones', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'executor: claude'), 's.md', defaults), specError(/^s\.md: executor "claude" is not configured \(configured: glm\)/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'executor: claude'), 's.md', defaults),
+      specError(/^s\.md: executor "claude" is not configured \(configured: glm\)/),
+    );
   });
 
   test('refuses an executor when none are configured and says how to add one', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'executor: glm'), 's.md', { maxRuntimeS: 60, executors: {} }), specError(/add "executors"/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'executor: glm'), 's.md', { maxRuntimeS: 60, executors: {} }),
+      specError(/add "executors"/),
+    );
   });
 
   test('refuses a spec with neither command nor executor', () => {
@@ -82,7 +100,10 @@ describe('parseSpecText', () => {
   });
 
   test('refuses an unknown front matter key and names it', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'command: x', 'owner: bob'), 's.md', defaults), specError(/unknown front matter key "owner"/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'command: x', 'owner: bob'), 's.md', defaults),
+      specError(/unknown front matter key "owner"/),
+    );
   });
 
   test('refuses a file without front matter', () => {
@@ -92,7 +113,10 @@ describe('parseSpecText', () => {
   });
 
   test('refuses invalid YAML', () => {
-    assert.throws(() => parseSpecText(spec('task_id: [unclosed', 'command: x'), 's.md', defaults), specError(/front matter is not valid YAML/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: [unclosed', 'command: x'), 's.md', defaults),
+      specError(/front matter is not valid YAML/),
+    );
   });
 
   test('refuses front matter that is not a mapping', () => {
@@ -101,7 +125,10 @@ describe('parseSpecText', () => {
   });
 
   test('refuses a task that depends on itself', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'command: x', 'depends_on: [t0, t1]'), 's.md', defaults), specError(/cannot depend on itself/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'command: x', 'depends_on: [t0, t1]'), 's.md', defaults),
+      specError(/cannot depend on itself/),
+    );
   });
 
   test('refuses a depends_on entry that is not a valid task id', () => {
@@ -111,18 +138,29 @@ describe('parseSpecText', () => {
   });
 
   test('refuses depends_on that is a mapping rather than a list', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'command: x', 'depends_on: {a: 1}'), 's.md', defaults), specError(/depends_on must be a list/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'command: x', 'depends_on: {a: 1}'), 's.md', defaults),
+      specError(/depends_on must be a list/),
+    );
   });
 
   test('refuses an invalid task id in the front matter', () => {
     for (const id of ['"../etc"', '-x', '123', "'a/b'"]) {
-      assert.throws(() => parseSpecText(spec(`task_id: ${id}`, 'command: x'), 's.md', defaults), specError(/task id .* is not allowed/), id);
+      assert.throws(
+        () => parseSpecText(spec(`task_id: ${id}`, 'command: x'), 's.md', defaults),
+        specError(/task id .* is not allowed/),
+        id,
+      );
     }
   });
 
   test('refuses a non-integer priority', () => {
     for (const p of ['1.5', 'high', '[1]', '2000000', '"1e3"']) {
-      assert.throws(() => parseSpecText(spec('task_id: t1', 'command: x', `priority: ${p}`), 's.md', defaults), specError(/priority must be an integer/), p);
+      assert.throws(
+        () => parseSpecText(spec('task_id: t1', 'command: x', `priority: ${p}`), 's.md', defaults),
+        specError(/priority must be an integer/),
+        p,
+      );
     }
   });
 
@@ -132,11 +170,17 @@ describe('parseSpecText', () => {
   });
 
   test('refuses a boolean command and suggests quoting it', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'command: true'), 's.md', defaults), specError(/command must be a non-empty string \(quote it/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'command: true'), 's.md', defaults),
+      specError(/command must be a non-empty string \(quote it/),
+    );
   });
 
   test('refuses an empty command', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'command: "  "'), 's.md', defaults), specError(/command must be a non-empty string/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'command: "  "'), 's.md', defaults),
+      specError(/command must be a non-empty string/),
+    );
   });
 
   test('parses max_runtime as a duration', () => {
@@ -147,16 +191,26 @@ describe('parseSpecText', () => {
 
   test('refuses a bad max_runtime with the key in the message', () => {
     for (const v of ['forever', '0', '-1h']) {
-      assert.throws(() => parseSpecText(spec('task_id: t1', 'command: x', `max_runtime: ${v}`), 's.md', defaults), specError(/^s\.md: invalid max_runtime/), v);
+      assert.throws(
+        () => parseSpecText(spec('task_id: t1', 'command: x', `max_runtime: ${v}`), 's.md', defaults),
+        specError(/^s\.md: invalid max_runtime/),
+        v,
+      );
     }
   });
 
   test('refuses a negative estimated_minutes', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'command: x', 'estimated_minutes: -5'), 's.md', defaults), specError(/estimated_minutes/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'command: x', 'estimated_minutes: -5'), 's.md', defaults),
+      specError(/estimated_minutes/),
+    );
   });
 
   test('refuses an invalid node name', () => {
-    assert.throws(() => parseSpecText(spec('task_id: t1', 'command: x', 'node: "bad name"'), 's.md', defaults), specError(/not a valid node name/));
+    assert.throws(
+      () => parseSpecText(spec('task_id: t1', 'command: x', 'node: "bad name"'), 's.md', defaults),
+      specError(/not a valid node name/),
+    );
   });
 });
 
@@ -195,7 +249,16 @@ describe('specHash', () => {
 describe('buildTaskSpec from flags', () => {
   test('splits comma lists, trims them and drops duplicates and empties', () => {
     const t = buildTaskSpec(
-      { task_id: 't9', command: 'make', priority: '5', depends_on: 'a, b,,a ', modifies: 'src/x.ts, src/y.ts ,src/x.ts', max_runtime: '15m', node: 'n1', project: 'p' },
+      {
+        task_id: 't9',
+        command: 'make',
+        priority: '5',
+        depends_on: 'a, b,,a ',
+        modifies: 'src/x.ts, src/y.ts ,src/x.ts',
+        max_runtime: '15m',
+        node: 'n1',
+        project: 'p',
+      },
       null,
       defaults,
       '--id t9',
@@ -216,16 +279,26 @@ describe('buildTaskSpec from flags', () => {
   });
 
   test('refuses a comma list with an invalid task id', () => {
-    assert.throws(() => buildTaskSpec({ task_id: 't9', command: 'make', depends_on: 'a,b/c' }, null, defaults, '--id t9'), specError(/^--id t9: depends_on entry "b\/c" is not a valid task id/));
+    assert.throws(
+      () => buildTaskSpec({ task_id: 't9', command: 'make', depends_on: 'a,b/c' }, null, defaults, '--id t9'),
+      specError(/^--id t9: depends_on entry "b\/c" is not a valid task id/),
+    );
   });
 
   test('refuses a self-dependency given as a comma list', () => {
-    assert.throws(() => buildTaskSpec({ task_id: 't9', command: 'make', depends_on: 'a,t9' }, null, defaults, '--id t9'), specError(/cannot depend on itself/));
+    assert.throws(
+      () => buildTaskSpec({ task_id: 't9', command: 'make', depends_on: 'a,t9' }, null, defaults, '--id t9'),
+      specError(/cannot depend on itself/),
+    );
   });
 
   test('refuses a string priority that is not an integer', () => {
     for (const p of ['5x', '1.0', '']) {
-      assert.throws(() => buildTaskSpec({ task_id: 't9', command: 'make', priority: p }, null, defaults, '--id t9'), specError(/priority must be an integer/), JSON.stringify(p));
+      assert.throws(
+        () => buildTaskSpec({ task_id: 't9', command: 'make', priority: p }, null, defaults, '--id t9'),
+        specError(/priority must be an integer/),
+        JSON.stringify(p),
+      );
     }
   });
 
@@ -234,6 +307,9 @@ describe('buildTaskSpec from flags', () => {
   });
 
   test('refuses a project that does not match the id pattern', () => {
-    assert.throws(() => buildTaskSpec({ task_id: 't9', command: 'make', project: '../p' }, null, defaults, '--id t9'), specError(/project "\.\.\/p"/));
+    assert.throws(
+      () => buildTaskSpec({ task_id: 't9', command: 'make', project: '../p' }, null, defaults, '--id t9'),
+      specError(/project "\.\.\/p"/),
+    );
   });
 });

@@ -35,7 +35,8 @@ describe('parseWrapperStatus', () => {
 
   test('reads the attempt token, and only a well-formed one', () => {
     assert.equal(parseWrapperStatus(status({ token: 'ab'.repeat(16) }))?.token, 'ab'.repeat(16));
-    for (const bad of ['', 'xyz', 'AB'.repeat(16), 42, null]) assert.equal(parseWrapperStatus(status({ token: bad }))?.token, null, JSON.stringify(bad));
+    for (const bad of ['', 'xyz', 'AB'.repeat(16), 42, null])
+      assert.equal(parseWrapperStatus(status({ token: bad }))?.token, null, JSON.stringify(bad));
   });
 
   test('reads an exited status with its exit code', () => {
@@ -68,7 +69,8 @@ describe('parseWrapperStatus', () => {
   });
 
   test('returns null for a start time that is a number or not digits', () => {
-    for (const starttime of [987654, '', '12a', '-1']) assert.equal(parseWrapperStatus(status({ starttime })), null, JSON.stringify(starttime));
+    for (const starttime of [987654, '', '12a', '-1'])
+      assert.equal(parseWrapperStatus(status({ starttime })), null, JSON.stringify(starttime));
   });
 
   test('returns null for a malformed boot id', () => {
@@ -155,8 +157,14 @@ describe('parseKillOutput', () => {
     const out = ['not-ours', 'not-ours-at-kill', 'already-gone', 'killed-term', 'killed-kill', 'still-alive']
       .map((o, i) => `result ${100 + i} ${o}`)
       .join('\n');
-    assert.deepEqual(parseKillOutput(out).map((r) => r.outcome), ['not-ours', 'not-ours-at-kill', 'already-gone', 'killed-term', 'killed-kill', 'still-alive']);
-    assert.deepEqual(parseKillOutput(out).map((r) => r.pid), [100, 101, 102, 103, 104, 105]);
+    assert.deepEqual(
+      parseKillOutput(out).map((r) => r.outcome),
+      ['not-ours', 'not-ours-at-kill', 'already-gone', 'killed-term', 'killed-kill', 'still-alive'],
+    );
+    assert.deepEqual(
+      parseKillOutput(out).map((r) => r.pid),
+      [100, 101, 102, 103, 104, 105],
+    );
   });
 
   test('ignores junk lines', () => {

@@ -136,7 +136,10 @@ describe('Store', () => {
 
     test('refuses the same id with a different hash', () => {
       store.registerTask(spec('a'), 'h1', 'task-a');
-      assert.throws(() => store.registerTask(spec('a', { command: 'other' }), 'h2', 'task-a'), (e: unknown) => e instanceof UserError && /task id a is already used/.test(e.message));
+      assert.throws(
+        () => store.registerTask(spec('a', { command: 'other' }), 'h2', 'task-a'),
+        (e: unknown) => e instanceof UserError && /task id a is already used/.test(e.message),
+      );
       assert.equal(store.getTask('a')!.command, 'echo a');
     });
 
@@ -220,7 +223,13 @@ describe('Store', () => {
       submit('pinned', { node: 'n2' });
       submit('free');
       const r = store.allocate().assigned;
-      assert.deepEqual(r.map((a) => [a.taskId, a.node]), [['first', 'n2'], ['free', 'n1']]);
+      assert.deepEqual(
+        r.map((a) => [a.taskId, a.node]),
+        [
+          ['first', 'n2'],
+          ['free', 'n1'],
+        ],
+      );
       assert.equal(status('pinned'), 'queued');
     });
 
@@ -312,7 +321,10 @@ describe('Store', () => {
       submit('c');
       submit('d');
       submit('e');
-      assert.deepEqual(store.allocate(1).assigned.map((a) => a.taskId), ['a', 'b', 'c', 'd']);
+      assert.deepEqual(
+        store.allocate(1).assigned.map((a) => a.taskId),
+        ['a', 'b', 'c', 'd'],
+      );
       assert.deepEqual([status('w'), status('x'), status('e')], ['queued', 'queued', 'queued']);
     });
 
@@ -650,7 +662,9 @@ describe('migrate on a legacy database', () => {
       ins.run('t-junk', null, 'weird', null, 'abc', null, null, null, 'boom');
       ins.run('t-float', 'p', 'failed', 'gpu2', 12.5, 'yesterday', '', -3, '');
       ins.run('t-null', null, null, null, null, null, null, null, null);
-      db.exec(`INSERT INTO tasks (id, status, started_at, updated_at) VALUES ('t-dt', 'queued', datetime('now', '-3 hours'), datetime('now'))`);
+      db.exec(
+        `INSERT INTO tasks (id, status, started_at, updated_at) VALUES ('t-dt', 'queued', datetime('now', '-3 hours'), datetime('now'))`,
+      );
       const nins = db.prepare('INSERT INTO nodes VALUES (?, ?, ?, ?)');
       nins.run('gpu1', '10.0.0.1', 4, 1);
       nins.run('gpu2', null, null, null);
@@ -676,7 +690,8 @@ describe('migrate on a legacy database', () => {
     const p = fullLegacy();
     const raw = new Database(p);
     migrate(raw);
-    for (const c of ['priority', 'seq', 'workflow_id', 'spec_hash', 'proc_starttime', 'boot_id', 'reaped_count']) assert.ok(columns(raw, 'tasks').includes(c), c);
+    for (const c of ['priority', 'seq', 'workflow_id', 'spec_hash', 'proc_starttime', 'boot_id', 'reaped_count'])
+      assert.ok(columns(raw, 'tasks').includes(c), c);
     for (const c of ['kind', 'status', 'work_dir', 'missed_probes']) assert.ok(columns(raw, 'nodes').includes(c), c);
     const tables = (raw.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((r) => r.name);
     for (const t of ['file_locks', 'events', 'reaper_runs', 'schema_migrations']) assert.ok(tables.includes(t), t);
@@ -688,8 +703,14 @@ describe('migrate on a legacy database', () => {
     const raw = new Database(p);
     migrate(raw);
     const seqs = raw.prepare('SELECT id, seq FROM tasks ORDER BY rowid').all() as { id: string; seq: number }[];
-    assert.deepEqual(seqs.map((r) => r.id), ['t-run', 't-junk', 't-float', 't-null', 't-dt']);
-    assert.deepEqual(seqs.map((r) => r.seq), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      seqs.map((r) => r.id),
+      ['t-run', 't-junk', 't-float', 't-null', 't-dt'],
+    );
+    assert.deepEqual(
+      seqs.map((r) => r.seq),
+      [1, 2, 3, 4, 5],
+    );
     const n = raw.prepare(`SELECT kind, status, missed_probes, insecure_ignore_host_key FROM nodes WHERE name = 'gpu2'`).get();
     assert.deepEqual(n, { kind: 'ssh', status: 'online', missed_probes: 0, insecure_ignore_host_key: 0 });
     assert.deepEqual(raw.prepare(`SELECT DISTINCT reaped_count FROM tasks`).all(), [{ reaped_count: 0 }]);

@@ -1,14 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  TASK_ID_RE,
-  assertSafePath,
-  assertTaskId,
-  isBootId,
-  isStartTime,
-  isValidTaskId,
-  parsePid,
-} from '../../src/common/validate';
+import { TASK_ID_RE, assertSafePath, assertTaskId, isBootId, isStartTime, isValidTaskId, parsePid } from '../../src/common/validate';
 import { InvalidTaskIdError, UserError } from '../../src/common/errors';
 
 describe('task ids', () => {
@@ -52,7 +44,10 @@ describe('task ids', () => {
 
   test('assertTaskId returns a valid id and throws InvalidTaskIdError naming a bad one', () => {
     assert.equal(assertTaskId('ok-1'), 'ok-1');
-    assert.throws(() => assertTaskId('../x'), (e: unknown) => e instanceof InvalidTaskIdError && e instanceof UserError && e.message.includes('"../x"'));
+    assert.throws(
+      () => assertTaskId('../x'),
+      (e: unknown) => e instanceof InvalidTaskIdError && e instanceof UserError && e.message.includes('"../x"'),
+    );
   });
 
   test('exports the documented pattern', () => {

@@ -60,17 +60,20 @@ export function registerNodes(program: Command, run: Run): void {
     .option('--json', 'machine-readable output')
     .action((o: { json?: boolean }) =>
       run(async (ctx) => {
-        const rows = ctx.readStore().listNodes().map((n) => ({
-          name: n.name,
-          kind: n.kind,
-          host: n.host,
-          port: n.port,
-          status: n.status,
-          slots: n.slots,
-          running_count: n.running_count,
-          last_seen_at: n.last_seen_at,
-          work_dir: n.work_dir,
-        }));
+        const rows = ctx
+          .readStore()
+          .listNodes()
+          .map((n) => ({
+            name: n.name,
+            kind: n.kind,
+            host: n.host,
+            port: n.port,
+            status: n.status,
+            slots: n.slots,
+            running_count: n.running_count,
+            last_seen_at: n.last_seen_at,
+            work_dir: n.work_dir,
+          }));
         if (o.json) printJson(rows);
         else if (!rows.length) console.log('no nodes: add one with `dispatch node add`');
         else console.log(table(rows, ['name', 'kind', 'host', 'port', 'status', 'slots', 'running_count', 'last_seen_at']));
