@@ -17,6 +17,7 @@ import type { DispatchConfig } from '../config/config';
 import { ShellPool } from '../shell/pool';
 import { Store } from '../store/store';
 import { Allocator } from './allocator';
+import { installSdkLogger } from './logger';
 
 export interface WorkerRunOptions {
   address: string;
@@ -53,6 +54,7 @@ function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath
 }
 
 export async function runWorker(opts: WorkerRunOptions): Promise<void> {
+  installSdkLogger();
   const log = opts.log ?? ((l: string) => console.log(l));
   const connection = await NativeConnection.connect({ address: opts.address }).catch((e: Error) => {
     throw new TemporalUnavailableError(opts.address, `: ${e.message}`);
