@@ -133,26 +133,35 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
       let tickMs = 200;
       const until = Date.now() + input.sliceS * 1000;
       const details = { identity: input.identity, reattached: ctx.info.attempt > 1 };
-      ctx.heartbeat(details);
       let unreachableSince: number | null = null;
-      for (;;) {
-        try {
-          const v = await probe(input.node, input.identity);
-          unreachableSince = null;
-          if (v.state !== 'running') return v;
-        } catch (e) {
-          if (e instanceof CancelledFailure) throw e;
-          // The watcher is alive even when the node is not; the node probe decides about the node.
-          unreachableSince ??= Date.now();
-          log.warn('probe failed', { task: input.identity.taskId, error: (e as Error).message });
+      // The heartbeat (the lease) runs on its own timer: a probe that waits behind a slow node or a
+      // full channel queue delays the verdict, never the heartbeat of a live worker.
+      const beat = (): void => ctx.heartbeat({ ...details, unreachableSince });
+      beat();
+      const timer = setInterval(beat, maxTickMs);
+      try {
+        for (;;) {
+          try {
+            // A cancel (the runtime cap, a cancelled task) does not wait for a slow probe.
+            const v = await Promise.race([probe(input.node, input.identity), ctx.cancelled]);
+            unreachableSince = null;
+            if (v.state !== 'running') return v;
+          } catch (e) {
+            if (e instanceof CancelledFailure) throw e;
+            // The watcher is alive even when the node is not; the node probe decides about the node.
+            unreachableSince ??= Date.now();
+            log.warn('probe failed', { task: input.identity.taskId, error: (e as Error).message });
+          }
+          beat();
+          if (Date.now() >= until) return { state: 'running' };
+          // Once past the fast start, wake on ticks aligned to the clock so that every task on a
+          // node probes at the same moment and the batcher sends one command for all of them.
+          const wait = tickMs < maxTickMs ? tickMs : Math.ceil((Date.now() + 1) / maxTickMs) * maxTickMs - Date.now();
+          await ctx.sleep(Math.min(wait, Math.max(0, until - Date.now())));
+          tickMs = Math.min(maxTickMs, tickMs * 2);
         }
-        ctx.heartbeat({ ...details, unreachableSince });
-        if (Date.now() >= until) return { state: 'running' };
-        // Once past the fast start, wake on ticks aligned to the clock so that every task on a
-        // node probes at the same moment and the batcher sends one command for all of them.
-        const wait = tickMs < maxTickMs ? tickMs : Math.ceil((Date.now() + 1) / maxTickMs) * maxTickMs - Date.now();
-        await ctx.sleep(Math.min(wait, Math.max(0, until - Date.now())));
-        tickMs = Math.min(maxTickMs, tickMs * 2);
+      } finally {
+        clearInterval(timer);
       }
     },
 

@@ -13,20 +13,36 @@ export interface ScheduleDef {
   everyS: number;
   args: unknown[];
   note: string;
+  /**
+   * Run timeout of each scheduled run: one hung run ends there, so overlap SKIP cannot hold the
+   * later runs back for longer.
+   */
+  runTimeoutS: number;
 }
+
+/** Each bound is well above what a run does on a healthy fleet (the activities' own timeouts). */
+const RUN_TIMEOUT_S = { reaper: 30 * 60, probe: 5 * 60, guardian: 15 * 60, factory: 15 * 60 } as const;
 
 export const SCHEDULE_IDS = ['dispatch-reaper', 'dispatch-node-probe', 'dispatch-guardian', 'dispatch-factory'] as const;
 
 export function scheduleDefs(cfg: DispatchConfig): ScheduleDef[] {
   const defs: ScheduleDef[] = [];
   if (cfg.enabled)
-    defs.push({ id: 'dispatch-reaper', workflowType: 'reaperWorkflow', everyS: cfg.check_interval, args: [{}], note: 'ghost reaper' });
+    defs.push({
+      id: 'dispatch-reaper',
+      workflowType: 'reaperWorkflow',
+      everyS: cfg.check_interval,
+      args: [{}],
+      note: 'ghost reaper',
+      runTimeoutS: RUN_TIMEOUT_S.reaper,
+    });
   defs.push({
     id: 'dispatch-node-probe',
     workflowType: 'nodeProbeWorkflow',
     everyS: cfg.probe_interval,
     args: [{ killGraceS: cfg.kill_grace }],
     note: 'node probe',
+    runTimeoutS: RUN_TIMEOUT_S.probe,
   });
   defs.push({
     id: 'dispatch-guardian',
@@ -34,9 +50,17 @@ export function scheduleDefs(cfg: DispatchConfig): ScheduleDef[] {
     everyS: cfg.guardian_interval,
     args: [],
     note: 'dependency guardian',
+    runTimeoutS: RUN_TIMEOUT_S.guardian,
   });
   if (cfg.factory)
-    defs.push({ id: 'dispatch-factory', workflowType: 'factoryWorkflow', everyS: cfg.factory.interval, args: [], note: 'spec factory' });
+    defs.push({
+      id: 'dispatch-factory',
+      workflowType: 'factoryWorkflow',
+      everyS: cfg.factory.interval,
+      args: [],
+      note: 'spec factory',
+      runTimeoutS: RUN_TIMEOUT_S.factory,
+    });
   return defs;
 }
 
@@ -44,7 +68,14 @@ function options(d: ScheduleDef): ScheduleOptions {
   return {
     scheduleId: d.id,
     spec: { intervals: [{ every: `${d.everyS}s` }] },
-    action: { type: 'startWorkflow', workflowType: d.workflowType, taskQueue: TASK_QUEUE, args: d.args, workflowId: `${d.id}-run` },
+    action: {
+      type: 'startWorkflow',
+      workflowType: d.workflowType,
+      taskQueue: TASK_QUEUE,
+      args: d.args,
+      workflowId: `${d.id}-run`,
+      workflowRunTimeout: `${d.runTimeoutS}s`,
+    },
     policies: { overlap: 'SKIP', catchupWindow: `${Math.max(60, d.everyS * 2)}s`, pauseOnFailure: false },
     memo: { note: d.note },
   };

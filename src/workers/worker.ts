@@ -18,6 +18,7 @@ import { ShellPool } from '../shell/pool';
 import { Store } from '../store/store';
 import { Allocator } from './allocator';
 import { installSdkLogger } from './logger';
+import { checkSearchAttributes } from './preflight';
 
 export interface WorkerRunOptions {
   address: string;
@@ -68,6 +69,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   // ms: 4 heartbeats per lease, and at least one every 2 s for the 10 s liveness timeout of other activities.
   const throttle = Math.min(2000, Math.max(200, Math.floor(opts.config.lease_s * 250)));
   try {
+    await checkSearchAttributes(clientConnection, opts.namespace, log);
     if (opts.queues.includes(TASK_QUEUE)) {
       workers.push(
         await Worker.create({

@@ -356,6 +356,11 @@ describe('reaper', () => {
     for (const id of ['dispatch-reaper', 'dispatch-node-probe', 'dispatch-guardian']) assert.match(list, new RegExp(id));
     const desc = tctl(['schedule', 'describe', '--schedule-id', 'dispatch-reaper', '--output', 'json']);
     assert.match(desc, /SCHEDULE_OVERLAP_POLICY_SKIP/);
+    // A hung run ends at its run timeout, so overlap SKIP cannot hold later runs back for longer.
+    for (const id of ['dispatch-reaper', 'dispatch-node-probe', 'dispatch-guardian', 'dispatch-factory']) {
+      const action = (await c.client.schedule.getHandle(id).describe()).action as { workflowRunTimeout?: number | string };
+      assert.ok(action.workflowRunTimeout !== undefined && Number(action.workflowRunTimeout) > 0, `${id} has no run timeout`);
+    }
     await c.cliOk(['schedules', 'pause', 'dispatch-reaper']);
     assert.equal(
       JSON.parse(await c.cliOk(['schedules', 'list', '--json'])).find((s: { id: string }) => s.id === 'dispatch-reaper').paused,

@@ -143,7 +143,14 @@ function sshdDescendants(root: number): Proc[] {
 class PortInUse extends Error {}
 
 /** Starts a per-node sshd (own host key, config, known_hosts) on a free port of 127.0.0.1. */
-export async function startSshd(name: string, opts: { baseDir?: string; clientKeyDir?: string } = {}): Promise<SshNode> {
+export async function startSshd(
+  name: string,
+  opts: {
+    baseDir?: string;
+    clientKeyDir?: string;
+    /** sshd's ForceCommand: a wrapper that runs every command. */ forceCommand?: string;
+  } = {},
+): Promise<SshNode> {
   fs.mkdirSync('/run/sshd', { recursive: true }); // privilege separation dir; sshd refuses to start without it
   const base = opts.baseDir;
   if (base) fs.mkdirSync(base, { recursive: true });
@@ -186,6 +193,7 @@ export async function startSshd(name: string, opts: { baseDir?: string; clientKe
         // shell start-up is the node's business, not dispatch's: the test nodes skip it.
         'SetEnv SHLVL=1',
         'Subsystem sftp internal-sftp',
+        ...(opts.forceCommand ? [`ForceCommand ${opts.forceCommand}`] : []),
         '',
       ].join('\n'),
     );
