@@ -127,6 +127,31 @@ async function main(): Promise<void> {
     show('task-reaped', 'task-reaped');
     show('reaper-run', 'reaper-workflow');
 
+    // Continued as new while queued and while running: small limits, fixed at submit time from the
+    // submitter's config.
+    const cfgFile = c.configPath;
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, queue_poll_interval: 1, history_limit: 30, heartbeat_record_interval: 1 }));
+    await c.cliOk(['submit', '--id', 'can-queued', '--depends-on', 'can-dep', '--command', 'true']);
+    await c.waitStatus('can-queued', 'queued');
+    await sleep(8_000);
+    await c.cliOk(['submit', '--id', 'can-dep', '--command', 'true']);
+    await c.waitStatus('can-queued', 'completed', 60_000);
+    await closed('task-can-queued');
+    show('task-can-queued', 'task-continued-while-queued');
+    await c.cliOk(['submit', '--id', 'can-running', '--command', 'sleep 8']);
+    await c.waitStatus('can-running', 'completed', 60_000);
+    await closed('task-can-running');
+    show('task-can-running', 'task-continued-while-running');
+    for (const [name, id] of [
+      ['task-continued-while-queued-first-run', 'task-can-queued'],
+      ['task-continued-while-running-first-run', 'task-can-running'],
+    ] as const) {
+      const first = (await c.client.workflow.getHandle(id).describe()).raw.workflowExecutionInfo?.firstRunId;
+      if (first) show(id, name, first);
+    }
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+
     for (const [type, id] of [
       ['nodeProbeWorkflow', 'node-probe-run'],
       ['guardianWorkflow', 'guardian-run'],

@@ -23,6 +23,8 @@ export function taskWorkflowInput(spec: TaskSpec, cfg: DispatchConfig): TaskWork
       maxAttempts: cfg.max_requeue,
       killGraceS: cfg.kill_grace,
       heartbeatRecordS: cfg.heartbeat_record_interval,
+      queuePollS: cfg.queue_poll_interval,
+      historyLimit: cfg.history_limit,
     },
   };
 }

@@ -25,6 +25,10 @@ export interface TaskRuntimeOptions {
   maxAttempts: number;
   killGraceS: number;
   heartbeatRecordS: number;
+  /** Fallback check of a queued task, seconds (absent in inputs from before it existed: 15 s). */
+  queuePollS?: number;
+  /** Continue as new before a run's history passes this many events (absent: 8000 while running). */
+  historyLimit?: number;
 }
 
 export interface TaskWorkflowInput {

@@ -60,6 +60,16 @@ export interface DispatchConfig {
    * supervise slice is rebuilt from history (CPU) instead of held (memory). @default 250
    */
   max_cached_workflows: number;
+  /**
+   * How often a queued task checks the books itself, seconds. Slots normally arrive by signal
+   * within a second; this covers a lost signal, at a few events per check. @default 300
+   */
+  queue_poll_interval: number;
+  /**
+   * A task workflow continues as new before its run's history passes this many events (or when
+   * Temporal suggests it), while queued as well as while running. @default 2000
+   */
+  history_limit: number;
 }
 
 export const CONFIG_DEFAULTS: DispatchConfig = {
@@ -83,6 +93,8 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   guardian_interval: 300,
   retention: 7 * 86400,
   max_cached_workflows: 250,
+  queue_poll_interval: 300,
+  history_limit: 2000,
 };
 
 type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'url' | 'action' | 'executors' | 'factory';
@@ -107,6 +119,8 @@ const KEYS: Record<keyof DispatchConfig, Kind> = {
   guardian_interval: 'duration',
   retention: 'duration',
   max_cached_workflows: 'posint',
+  queue_poll_interval: 'duration',
+  history_limit: 'posint',
 };
 /** Seed spellings accepted as aliases. */
 const ALIASES: Record<string, keyof DispatchConfig> = { check_interval_cycles: 'check_interval' };
@@ -201,6 +215,10 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
       'stale_s',
       `must be longer than heartbeat_record_interval + lease_s (${out.heartbeat_record_interval + out.lease_s}s), got ${out.stale_s}s`,
     );
+  }
+  if (out.history_limit < 30 || out.history_limit > 10_000) {
+    // Below 30 a run cannot finish one wait; above 10,000 Temporal warns about the history size.
+    throw new ConfigError('history_limit', `must be between 30 and 10000 events, got ${out.history_limit}`);
   }
   if (out.max_cached_workflows < 10) throw new ConfigError('max_cached_workflows', `must be at least 10, got ${out.max_cached_workflows}`);
   return out;

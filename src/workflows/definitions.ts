@@ -18,13 +18,39 @@ export interface TaskState {
   command: string;
 }
 
+/** What signals told a run, handed to the next run across continue-as-new. */
+export interface CarriedSignals {
+  /** An assignment not yet taken. */
+  assignment: Assignment | null;
+  blocked: string | null;
+  /** The reason of `dispatch cancel --reason`, when one was sent. */
+  cancelReason: string | null;
+  /** The reaper's rule, when it sent `reap`: this workflow must not book the row. */
+  reapedBy: string | null;
+}
+
 /** Carried over continueAsNew while an attempt is running. */
 export interface TaskResume {
   attempt: number;
   node: NodeRow;
   identity: ProcessIdentity;
   launchedAtMs: number;
+  /** Absent in runs started before signals were carried. */
+  carried?: CarriedSignals;
 }
+
+/** Carried over continueAsNew while the task waits for a slot: the row exists, nothing runs. */
+export interface QueuedResume {
+  queued: true;
+  attempt: number;
+  carried: CarriedSignals;
+}
+
+/** patched() ids. Permanent: histories recorded with them replay only while the code knows them. */
+export const Patch = {
+  /** Queue poll from options.queuePollS, continue-as-new while queued, history_limit while running. */
+  boundedHistory: 'bounded-history-v1',
+} as const;
 
 /** The allocator gave this task a slot (the register activity's answer may carry it instead). */
 export const assignedSignal = defineSignal<[Assignment]>('assigned');

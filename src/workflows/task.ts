@@ -13,6 +13,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -29,14 +30,17 @@ import {
   assignedSignal,
   blockedSignal,
   cancelReasonSignal,
+  Patch,
   reapSignal,
   stateQuery,
   TaskFailure,
+  type CarriedSignals,
+  type QueuedResume,
   type TaskResume,
   type TaskState,
 } from './definitions';
 
-export type { TaskResume, TaskState } from './definitions';
+export type { QueuedResume, TaskResume, TaskState } from './definitions';
 
 const db = proxyActivities<DbActivities>({
   taskQueue: DB_TASK_QUEUE,
@@ -47,8 +51,13 @@ const db = proxyActivities<DbActivities>({
 
 /** Waiting for a slot: a signal normally arrives within a second; this is the fallback poll. */
 const ASSIGNMENT_POLL = '15s';
-/** History length after which a long supervision continues as new. */
+/** History length after which a long supervision continues as new (runs without bounded history). */
 const HISTORY_LIMIT = 8000;
+/** Defaults for inputs submitted before the options existed. */
+const QUEUE_POLL_S_DEFAULT = 300;
+const HISTORY_LIMIT_DEFAULT = 2000;
+
+const DEFAULT_CANCEL_REASON = 'cancelled by operator (workflow cancel request)';
 
 type NodeActivity<K extends keyof NodeActivities> = NodeActivities[K];
 type Outcome = Parameters<DbActivities['finishAttempt']>[2];
@@ -89,29 +98,55 @@ class TaskRun {
   private readonly act;
   private assignment: Assignment | null = null;
   private blocked: string | null = null;
-  private cancelReason = 'cancelled by operator (workflow cancel request)';
+  private cancelReason: string | null = null;
   private reapedBy: string | null = null;
+  /** Set once per run (see Patch.boundedHistory); false when replaying a run recorded without it. */
+  private bounded = false;
   private node: NodeRow | null;
   private launchedAtMs: number;
   private firstSlice: Slice | null = null;
 
   constructor(
     private readonly input: TaskWorkflowInput,
-    resume: TaskResume | undefined,
+    resume: TaskResume | QueuedResume | undefined,
   ) {
     const { spec } = input;
     this.act = nodeActivities(input.options);
-    this.node = resume?.node ?? null;
-    this.launchedAtMs = resume?.launchedAtMs ?? 0;
+    const running = resume && !('queued' in resume) ? resume : null;
+    this.node = running?.node ?? null;
+    this.launchedAtMs = running?.launchedAtMs ?? 0;
     this.state = {
       taskId: spec.id,
       status: TaskStatus.queued,
       attempt: resume?.attempt ?? 0,
-      node: resume?.node.name ?? null,
-      identity: resume?.identity ?? null,
+      node: running?.node.name ?? null,
+      identity: running?.identity ?? null,
       error: null,
       command: spec.command,
     };
+    const carried = resume?.carried;
+    if (carried) {
+      this.assignment = carried.assignment;
+      this.blocked = carried.blocked;
+      this.cancelReason = carried.cancelReason;
+      this.reapedBy = carried.reapedBy;
+    }
+  }
+
+  /** Decided once, at the start of each run, so that the run's commands stay the same on replay. */
+  decideBoundedHistory(): void {
+    this.bounded = patched(Patch.boundedHistory);
+  }
+
+  private carry(): CarriedSignals {
+    return { assignment: this.assignment, blocked: this.blocked, cancelReason: this.cancelReason, reapedBy: this.reapedBy };
+  }
+
+  /** Time to continue as new: the run's history is near its limit, or Temporal suggests it. */
+  private historyFull(): boolean {
+    const info = workflowInfo();
+    const limit = this.bounded ? (this.options.historyLimit ?? HISTORY_LIMIT_DEFAULT) : HISTORY_LIMIT;
+    return info.historyLength > limit || (this.bounded && info.continueAsNewSuggested);
   }
 
   private get spec() {
@@ -181,8 +216,9 @@ class TaskRun {
   /** Queued until a slot is assigned (by signal, or found by the fallback poll); blocked ends the task. */
   async waitForSlot(): Promise<Assignment> {
     this.setStatus(TaskStatus.queued, null);
+    const poll = this.bounded ? (this.options.queuePollS ?? QUEUE_POLL_S_DEFAULT) * 1000 : ASSIGNMENT_POLL;
     while (!this.assignment && !this.blocked) {
-      if (await condition(() => this.assignment !== null || this.blocked !== null, ASSIGNMENT_POLL)) break;
+      if (await condition(() => this.assignment !== null || this.blocked !== null, poll)) break;
       const v = await db.getAssignment(this.spec.id);
       if (v.status === TaskStatus.dispatched && v.node && v.attempt > this.state.attempt) {
         this.assignment = { taskId: this.spec.id, node: v.node, attempt: v.attempt, nodeRow: v.nodeRow, token: v.token };
@@ -192,6 +228,10 @@ class TaskRun {
         this.state.status = v.status ?? 'unknown';
         this.state.error = `row changed outside the workflow: ${v.status}`;
         throw ApplicationFailure.nonRetryable(this.state.error, TaskFailure.rowChanged);
+      }
+      if (this.bounded && !this.assignment && !this.blocked && this.historyFull()) {
+        const carry: QueuedResume = { queued: true, attempt: this.state.attempt, carried: this.carry() };
+        await continueAsNew<typeof taskWorkflow>(this.input, carry);
       }
     }
     if (this.blocked) {
@@ -259,8 +299,8 @@ class TaskRun {
     const node: NodeRow = this.node!;
     let verdict: Verdict = { state: 'running' };
     while (verdict !== 'deadline' && verdict.state === 'running') {
-      if (!this.firstSlice && workflowInfo().historyLength > HISTORY_LIMIT) {
-        const carry: TaskResume = { attempt: this.state.attempt, node, identity, launchedAtMs: this.launchedAtMs };
+      if (!this.firstSlice && this.historyFull()) {
+        const carry: TaskResume = { attempt: this.state.attempt, node, identity, launchedAtMs: this.launchedAtMs, carried: this.carry() };
         await continueAsNew<typeof taskWorkflow>(this.input, carry);
       }
       const remainingMs = this.launchedAtMs + this.spec.maxRuntimeS * 1000 - Date.now();
@@ -325,9 +365,9 @@ class TaskRun {
       const node = this.node;
       if (id && node) {
         const rep = await this.act.kill({ node, identity: id, graceS: this.options.killGraceS });
-        this.state.error = `${this.cancelReason} (kill: ${rep.outcome})`;
+        this.state.error = `${this.cancelReason ?? DEFAULT_CANCEL_REASON} (kill: ${rep.outcome})`;
       } else {
-        this.state.error = this.cancelReason;
+        this.state.error = this.cancelReason ?? DEFAULT_CANCEL_REASON;
       }
       if (this.reapedBy) {
         // The reaper books the row (failed or requeued) fenced on what it saw; writing here would race it.
@@ -342,8 +382,9 @@ class TaskRun {
   }
 }
 
-export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume): Promise<TaskState> {
+export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume | QueuedResume): Promise<TaskState> {
   const run = new TaskRun(input, resume);
+  run.decideBoundedHistory();
   run.installHandlers();
   run.tagSearchAttributes();
   try {

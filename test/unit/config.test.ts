@@ -267,3 +267,19 @@ describe('loadConfig', () => {
     }
   });
 });
+
+describe('bounded history settings', () => {
+  const NONE = {} as NodeJS.ProcessEnv;
+  test('queue_poll_interval defaults to 5 minutes and history_limit to 2000 events', () => {
+    const c = compileConfig({}, NONE);
+    assert.equal(c.queue_poll_interval, 300);
+    assert.equal(c.history_limit, 2000);
+    assert.equal(compileConfig({ queue_poll_interval: '90s' }, NONE).queue_poll_interval, 90);
+  });
+
+  test('a history_limit outside 30..10000 is refused with the key name', () => {
+    for (const v of [10, 20000])
+      assert.throws(() => compileConfig({ history_limit: v }, NONE), /config: history_limit: must be between 30 and 10000/);
+    assert.throws(() => compileConfig({ queue_poll_interval: 'soon' }, NONE), /config: queue_poll_interval/);
+  });
+});
