@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { startCluster, sleep, type Cluster } from '../helpers/cluster';
+import { nodeAddArgs, startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { findProcessesWithEnv, isAlive, readProcStat, waitFor } from '../helpers/proc';
 import { rawDb } from '../helpers/raw-db';
 import { temporalBin } from '../helpers/temporal';
@@ -86,6 +86,16 @@ function age(id: string, set: Record<string, string | number | null>): void {
     db.close();
   }
 }
+/** The real CLI on a database file of its own (a legacy one the test planted), as {code, out, err}. */
+async function onDb(
+  db: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string; err: string }> {
+  const r = await c.cli(args, { db, env });
+  return { code: r.code, out: r.stdout, err: r.stderr };
+}
+
 const hoursAgo = (h: number): string => new Date(Date.now() - h * 3600_000).toISOString();
 
 async function reap(args: string[]): Promise<{
@@ -493,49 +503,9 @@ describe('legacy database: the five ghosts of seed S15', () => {
     raw.prepare(`INSERT INTO nodes VALUES ('n1', '127.0.0.1', 4, 7)`).run();
     raw.close();
     const n1 = c.nodes[0]!;
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const p = spawn(process.execPath, [
-          path.resolve(__dirname, '../../../bin/dispatch.js'),
-          '--db',
-          db,
-          '--config',
-          c.configPath,
-          '--address',
-          c.temporal.address,
-          ...args,
-        ]);
-        let out = '';
-        let err = '';
-        p.stdout.on('data', (b) => (out += b));
-        p.stderr.on('data', (b) => (err += b));
-        p.on('close', (code) => resolve({ code, out, err }));
-      });
+    const run = (args: string[]) => onDb(db, args);
     assert.equal((await run(['init'])).code, 0);
-    assert.equal(
-      (
-        await run([
-          'node',
-          'add',
-          'n1',
-          '--host',
-          '127.0.0.1',
-          '--port',
-          String(n1.port),
-          '--user',
-          n1.user,
-          '--key',
-          n1.keyPath,
-          '--known-hosts',
-          n1.knownHostsPath,
-          '--work-dir',
-          n1.workDir,
-          '--slots',
-          '4',
-        ])
-      ).code,
-      0,
-    );
+    assert.equal((await run(nodeAddArgs(n1, 4))).code, 0);
     const r = await run(['reap', '--direct', '--project', 'dispatch-infra', '--json']);
     assert.equal(r.code, 0, r.err);
     const report = JSON.parse(r.out);
@@ -578,17 +548,7 @@ describe('reap --direct batches like the reaper workflow', () => {
     const ins = raw.prepare(`INSERT INTO tasks VALUES (?, 'batches', 'running', NULL, 'junk', ?, NULL, 1, NULL)`);
     for (const id of ids) ins.run(id, hoursAgo(9));
     raw.close();
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const env = { ...process.env, TASK_REAP_BATCH: '3' };
-        const bin = path.resolve(__dirname, '../../../bin/dispatch.js');
-        const p = spawn(process.execPath, [bin, '--db', db, '--config', c.configPath, '--address', c.temporal.address, ...args], { env });
-        let out = '';
-        let err = '';
-        p.stdout.on('data', (b) => (out += b));
-        p.stderr.on('data', (b) => (err += b));
-        p.on('close', (code) => resolve({ code, out, err }));
-      });
+    const run = (args: string[]) => onDb(db, args, { TASK_REAP_BATCH: '3' });
     assert.equal((await run(['init'])).code, 0);
     const dry = JSON.parse((await run(['reap', '--direct', '--dry-run', '--json'])).out);
     assert.equal(dry.ghosts_found, 3, 'a dry run plans one batch of reap_batch ghosts');

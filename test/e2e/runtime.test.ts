@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startCluster, sleep, type Cluster } from '../helpers/cluster';
+import { nodeAddArgs, startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { findProcessesWithEnv, isAlive, readProcStat } from '../helpers/proc';
 import { rawDb } from '../helpers/raw-db';
 import { temporalBin } from '../helpers/temporal';
@@ -204,25 +204,7 @@ describe('dispatch runtime', () => {
   test('priority (lower first), then submission order, decides who gets a free slot', async () => {
     await waitQuiet();
     await c.cliOk(['node', 'drain', 'n2']);
-    await c.cliOk([
-      'node',
-      'add',
-      'n1',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(c.nodes[0]!.port),
-      '--user',
-      c.nodes[0]!.user,
-      '--key',
-      c.nodes[0]!.keyPath,
-      '--known-hosts',
-      c.nodes[0]!.knownHostsPath,
-      '--work-dir',
-      c.nodes[0]!.workDir,
-      '--slots',
-      '1',
-    ]);
+    await c.cliOk(nodeAddArgs(c.nodes[0]!, 1));
     try {
       // The blocker holds the only slot until the test releases it, once all three wait in the queue.
       const release = path.join(c.dir, 'barrier-prio');
@@ -238,25 +220,7 @@ describe('dispatch runtime', () => {
       assert.ok(starts[0]! < starts[1]! && starts[1]! < starts[2]!, `start order ${rows.map((r) => `${r.id}@${r.started_at}`).join(', ')}`);
       for (const r of rows) assert.equal(r.node, 'n1');
     } finally {
-      await c.cliOk([
-        'node',
-        'add',
-        'n1',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(c.nodes[0]!.port),
-        '--user',
-        c.nodes[0]!.user,
-        '--key',
-        c.nodes[0]!.keyPath,
-        '--known-hosts',
-        c.nodes[0]!.knownHostsPath,
-        '--work-dir',
-        c.nodes[0]!.workDir,
-        '--slots',
-        '2',
-      ]);
+      await c.cliOk(nodeAddArgs(c.nodes[0]!, 2));
       await c.cliOk(['node', 'resume', 'n2']);
     }
   });

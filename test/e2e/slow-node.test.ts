@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startCluster, sleep, type Cluster } from '../helpers/cluster';
+import { nodeAddArgs, startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { startSshd, type SshNode } from '../helpers/sshd';
 
 let c: Cluster;
@@ -25,25 +25,7 @@ before(async () => {
   chmodSync(wrapper, 0o755);
   slow = await startSshd('slow', { baseDir: c.dir, forceCommand: wrapper });
   c.nodes.push(slow);
-  await c.cliOk([
-    'node',
-    'add',
-    'slow',
-    '--host',
-    slow.host,
-    '--port',
-    String(slow.port),
-    '--user',
-    slow.user,
-    '--key',
-    slow.keyPath,
-    '--known-hosts',
-    slow.knownHostsPath,
-    '--work-dir',
-    slow.workDir,
-    '--slots',
-    '2',
-  ]);
+  await c.cliOk(nodeAddArgs(slow, 2));
   await c.startWorker();
 });
 after(async () => {

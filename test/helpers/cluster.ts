@@ -48,13 +48,14 @@ export class Cluster {
     readonly env: NodeJS.ProcessEnv,
   ) {}
 
-  globalArgs(): string[] {
-    return ['--db', this.dbPath, '--config', this.configPath, '--address', this.temporal.address];
+  globalArgs(db = this.dbPath): string[] {
+    return ['--db', db, '--config', this.configPath, '--address', this.temporal.address];
   }
 
-  cli(args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+  /** The real CLI against this deployment (or, with `db`, against another database file). */
+  cli(args: string[], opts: { env?: Record<string, string>; input?: string; db?: string } = {}): Promise<CliResult> {
     return new Promise((resolve) => {
-      const p = spawn(process.execPath, [BIN, ...this.globalArgs(), ...args], { env: { ...this.env, ...opts.env }, cwd: this.dir });
+      const p = spawn(process.execPath, [BIN, ...this.globalArgs(opts.db), ...args], { env: { ...this.env, ...opts.env }, cwd: this.dir });
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -163,6 +164,12 @@ export class Cluster {
   }
 }
 
+/** `dispatch node add` for a test sshd node (under its own name unless `name` is given). */
+export function nodeAddArgs(n: SshNode, slots: number, name = n.name): string[] {
+  const ssh = ['--host', n.host, '--port', String(n.port), '--user', n.user, '--key', n.keyPath, '--known-hosts', n.knownHostsPath];
+  return ['node', 'add', name, ...ssh, '--work-dir', n.workDir, '--slots', String(slots)];
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -182,26 +189,6 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
   delete env.TEMPORAL_ADDRESS;
   const c = new Cluster(dir, dbPath, configPath, temporal, nodes, client, conn, env);
   await c.cliOk(['init']);
-  for (const n of nodes) {
-    await c.cliOk([
-      'node',
-      'add',
-      n.name,
-      '--host',
-      n.host,
-      '--port',
-      String(n.port),
-      '--user',
-      n.user,
-      '--key',
-      n.keyPath,
-      '--known-hosts',
-      n.knownHostsPath,
-      '--work-dir',
-      n.workDir,
-      '--slots',
-      String(o.slots ?? 2),
-    ]);
-  }
+  for (const n of nodes) await c.cliOk(nodeAddArgs(n, o.slots ?? 2));
   return c;
 }
