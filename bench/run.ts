@@ -12,7 +12,8 @@ import { startCluster, sleep } from '../test/helpers/cluster';
 import { startSshd, type SshNode } from '../test/helpers/sshd';
 import { Store } from '../src/store/store';
 import { rawDb } from '../test/helpers/raw-db';
-import { compileConfig } from '../src/config/config';
+import { compileConfig, CONFIG_DEFAULTS } from '../src/config/config';
+import type { WorkflowHandle } from '@temporalio/client';
 import { sweepOptions } from '../src/reaper/options';
 import { applySweep, killGhosts, planSweep } from '../src/reaper/sweep';
 import { ShellPool } from '../src/shell/pool';
@@ -31,6 +32,8 @@ const onlyArg = args[args.indexOf('--only') + 1];
 const ONLY = args.includes('--only') && onlyArg ? onlyArg.split(',') : null;
 const want = (name: string): boolean => !ONLY || ONLY.includes(name);
 const log = (s: string): void => console.log(`[bench] ${s}`);
+
+type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
 
 type Row = { figure: string; value: number | string; goal: string; met: boolean | null; note?: string; section?: string };
 const results: Record<string, unknown> = {};
@@ -574,6 +577,107 @@ async function workerRss(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- history_events_per_hour
+/** One run's events as [time ms, anchor?] pairs; an anchor starts one period of the task's rhythm. */
+type Timeline = { times: number[]; anchors: number[] };
+
+/** Every run of task-<id>, oldest first: its history length and the periodic anchor events. */
+async function taskRuns(c: Awaited<ReturnType<typeof startCluster>>, id: string, anchor: (e: HistoryEvent) => boolean) {
+  const runs: { runId: string; length: number; timeline: Timeline }[] = [];
+  let runId: string | undefined = (await c.client.workflow.getHandle(`task-${id}`).describe()).runId;
+  // Walk back from the current run through continuedExecutionRunId.
+  while (runId) {
+    const h: { events?: HistoryEvent[] | null } = await c.client.workflow.getHandle(`task-${id}`, runId).fetchHistory();
+    const events: HistoryEvent[] = h.events ?? [];
+    const timeline: Timeline = { times: [], anchors: [] };
+    events.forEach((e, i) => {
+      const t = e.eventTime;
+      timeline.times.push(t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0);
+      if (anchor(e)) timeline.anchors.push(i);
+    });
+    runs.unshift({ runId, length: events.length, timeline });
+    runId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+  }
+  return runs;
+}
+
+/** Events per hour between the first and the last anchor of the latest run (whole periods only). */
+function perHour(t: Timeline): { events: number; spanS: number; periods: number; rate: number } | null {
+  if (t.anchors.length < 2) return null;
+  const a = t.anchors[0]!;
+  const b = t.anchors[t.anchors.length - 1]!;
+  const spanS = (t.times[b]! - t.times[a]!) / 1000;
+  return { events: b - a, spanS, periods: t.anchors.length - 1, rate: ((b - a) / spanS) * 3600 };
+}
+
+/**
+ * A running task and a queued one (waiting on the running one), on the shipped defaults, for at
+ * least 10 minutes of real time each (3 in --quick). The rate is counted between periodic anchors
+ * (a supervise slice being scheduled; a fallback poll's timer), so partial periods do not skew it.
+ */
+async function historyEvents(): Promise<void> {
+  const minSpanS = QUICK ? 170 : 600;
+  const d = CONFIG_DEFAULTS;
+  const config = {
+    lease_s: d.lease_s,
+    kill_grace: d.kill_grace,
+    heartbeat_record_interval: d.heartbeat_record_interval,
+    queue_poll_interval: QUICK ? 60 : d.queue_poll_interval,
+    history_limit: d.history_limit,
+  };
+  const c = await startCluster({ nodes: 1, slots: 1, config });
+  try {
+    await c.startWorker();
+    await c.cliOk(['submit', '--id', 'h-running', '--command', 'sleep 7200']);
+    await c.waitStatus('h-running', 'running', 120_000);
+    await c.cliOk(['submit', '--id', 'h-queued', '--depends-on', 'h-running', '--command', 'true']);
+    await c.waitStatus('h-queued', 'queued');
+    const supervise = (e: HistoryEvent) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'supervise';
+    const poll = (e: HistoryEvent) => Boolean(e.timerStartedEventAttributes);
+    const until = Date.now() + minSpanS * 1000 + 2 * Math.max(config.heartbeat_record_interval, config.queue_poll_interval) * 1000;
+    let running: Awaited<ReturnType<typeof taskRuns>> = [];
+    let queued: Awaited<ReturnType<typeof taskRuns>> = [];
+    for (;;) {
+      await sleep(15_000);
+      running = await taskRuns(c, 'h-running', supervise);
+      queued = await taskRuns(c, 'h-queued', poll);
+      const r = perHour(running[running.length - 1]!.timeline);
+      const q = perHour(queued[queued.length - 1]!.timeline);
+      if ((r && q && r.spanS >= minSpanS && q.spanS >= minSpanS) || Date.now() > until) break;
+    }
+    const r = perHour(running[running.length - 1]!.timeline);
+    const q = perHour(queued[queued.length - 1]!.timeline);
+    if (!r || !q) throw new Error('not enough periods observed');
+    const maxRun = Math.max(...running.map((x) => x.length), ...queued.map((x) => x.length));
+    log(`running: ${r.events} events over ${r2(r.spanS)} s (${r.periods} slices) = ${r2(r.rate)}/h`);
+    log(`queued: ${q.events} events over ${r2(q.spanS)} s (${q.periods} polls) = ${r2(q.rate)}/h`);
+    results.history_events_per_hour = {
+      queued: Math.round(q.rate),
+      running: Math.round(r.rate),
+      span_s: { queued: Math.round(q.spanS), running: Math.round(r.spanS) },
+      events_per_period: { queued: r2(q.events / q.periods), running: r2(r.events / r.periods) },
+      max_run_events: maxRun,
+      history_limit: config.history_limit,
+      config,
+    };
+    const note = (x: { spanS: number }) => `over ${Math.round(x.spanS)} s of real time`;
+    table.push({ figure: 'history_events_per_hour.queued', value: Math.round(q.rate), goal: '<= 150', met: q.rate <= 150, note: note(q) });
+    table.push({ figure: 'history_events_per_hour.running', value: Math.round(r.rate), goal: '<= 200', met: r.rate <= 200, note: note(r) });
+    table.push({
+      figure: 'largest task run (events)',
+      value: maxRun,
+      goal: '<= 10240',
+      met: maxRun <= 10_240,
+      note: `every run continues as new before history_limit (${config.history_limit})`,
+    });
+    await c.client.workflow.getHandle('task-h-queued').cancel();
+    await c.client.workflow.getHandle('task-h-running').cancel();
+    await c.waitStatus('h-running', 'cancelled', 120_000);
+  } finally {
+    await c.stop();
+  }
+}
+
 function machine(): Record<string, unknown> {
   let temporal = 'unknown';
   try {
@@ -646,6 +750,7 @@ async function run(): Promise<void> {
     ['throughput', throughput],
     ['mass_cleanup', massCleanup],
     ['worker_rss_mb_1000', workerRss],
+    ['history_events_per_hour', historyEvents],
   ];
   const failures: string[] = [];
   const m = machine();
@@ -666,7 +771,15 @@ async function run(): Promise<void> {
   if (failures.length) process.exitCode = 1;
 }
 
-const SECTION_ORDER = ['sweep_scaling', 'sqlite_busy_errors', 'recovery_ratio', 'throughput', 'mass_cleanup', 'worker_rss_mb_1000'];
+const SECTION_ORDER = [
+  'sweep_scaling',
+  'sqlite_busy_errors',
+  'recovery_ratio',
+  'throughput',
+  'mass_cleanup',
+  'worker_rss_mb_1000',
+  'history_events_per_hour',
+];
 
 function write(m: Record<string, unknown>, started: number, failures: string[], final: boolean): void {
   const dir = path.resolve(__dirname, '../../bench');
