@@ -31,6 +31,8 @@ export interface WorkerRunOptions {
   /** Run the reconciling sweep before polling. @default true */
   startupSweep?: boolean;
   log?: (line: string) => void;
+  /** A workflow bundle to run instead of the built one (dispatch worker --workflow-bundle). */
+  workflowBundle?: string;
 }
 
 export function parseQueues(value: string | undefined): string[] {
@@ -47,8 +49,12 @@ export function parseQueues(value: string | undefined): string[] {
   return [...new Set(qs)];
 }
 
-/** The prebuilt workflow bundle (npm run build), or the source path as a fallback. */
-function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+/** The given bundle, else the prebuilt one (npm run build), else the source path as a fallback. */
+function workflowSource(given?: string): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  if (given) {
+    if (!existsSync(given)) throw new UserError(`--workflow-bundle: no such file: ${given}`);
+    return { workflowBundle: { codePath: path.resolve(given) } };
+  }
   const bundle = path.resolve(__dirname, '../../workflow-bundle.js');
   if (existsSync(bundle)) return { workflowBundle: { codePath: bundle } };
   return { workflowsPath: require.resolve('../workflows') };
@@ -76,7 +82,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           connection,
           namespace: opts.namespace,
           taskQueue: TASK_QUEUE,
-          ...workflowSource(),
+          ...workflowSource(opts.workflowBundle),
           activities: { ...createNodeActivities({ pool }), ...createReaperNodeActivities({ pool, client }) },
           // Supervising activities are long and mostly idle: one per running task.
           maxConcurrentActivityTaskExecutions: 5000,

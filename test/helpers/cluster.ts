@@ -71,11 +71,11 @@ export class Cluster {
     return r.stdout;
   }
 
-  async startWorker(queues?: string): Promise<WorkerProc> {
+  async startWorker(queues?: string, env: Record<string, string> = {}): Promise<WorkerProc> {
     const logFile = path.join(this.dir, `worker-${this.workers.length}.log`);
     const log = createWriteStream(logFile);
     const args = [BIN, ...this.globalArgs(), 'worker', ...(queues ? ['--queues', queues] : [])];
-    const proc = spawn(process.execPath, args, { env: this.env, cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, args, { env: { ...this.env, ...env }, cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.pipe(log);
     proc.stderr!.pipe(log);
     await new Promise<void>((resolve, reject) => {

@@ -8,10 +8,22 @@ export function registerWorker(program: Command, run: Run): void {
     .command('worker')
     .description('run the workflows and activities (both task queues unless --queues)')
     .option('--queues <list>', 'comma-separated: dispatch,dispatch-db')
-    .action((o: { queues?: string }) =>
+    .option(
+      '--workflow-bundle <path>',
+      'run this workflow bundle instead of the built dist/workflow-bundle.js (env DISPATCH_WORKFLOW_BUNDLE; see docs/WORKFLOWS.md)',
+    )
+    .action((o: { queues?: string; workflowBundle?: string }) =>
       run(async (ctx) => {
         const queues = parseQueues(o.queues);
-        await runWorker({ address: ctx.address, namespace: ctx.namespace, dbPath: ctx.dbPath, config: ctx.config(), queues });
+        const workflowBundle = o.workflowBundle ?? (process.env.DISPATCH_WORKFLOW_BUNDLE || undefined);
+        await runWorker({
+          address: ctx.address,
+          namespace: ctx.namespace,
+          dbPath: ctx.dbPath,
+          config: ctx.config(),
+          queues,
+          workflowBundle,
+        });
       }),
     );
 }
