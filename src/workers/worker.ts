@@ -33,6 +33,26 @@ export interface WorkerRunOptions {
   log?: (line: string) => void;
   /** A workflow bundle to run instead of the built one (dispatch worker --workflow-bundle). */
   workflowBundle?: string;
+  /**
+   * Worker Versioning: this worker is build `buildId` of the worker deployment `deploymentName`,
+   * and task workflows auto-upgrade to the deployment's current version (docs/WORKFLOWS.md).
+   */
+  buildId?: string;
+  deploymentName?: string;
+}
+
+export const DEPLOYMENT_NAME_DEFAULT = 'dispatch';
+
+/** Versioned pollers (auto-upgrade), or unversioned ones when no build id is given. */
+function deploymentOptions(opts: WorkerRunOptions): Pick<WorkerOptions, 'workerDeploymentOptions'> {
+  if (!opts.buildId) return {};
+  return {
+    workerDeploymentOptions: {
+      useWorkerVersioning: true,
+      version: { deploymentName: opts.deploymentName ?? DEPLOYMENT_NAME_DEFAULT, buildId: opts.buildId },
+      defaultVersioningBehavior: 'AUTO_UPGRADE',
+    },
+  };
 }
 
 export function parseQueues(value: string | undefined): string[] {
@@ -82,6 +102,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           connection,
           namespace: opts.namespace,
           taskQueue: TASK_QUEUE,
+          ...deploymentOptions(opts),
           ...workflowSource(opts.workflowBundle),
           activities: { ...createNodeActivities({ pool }), ...createReaperNodeActivities({ pool, client }) },
           // Supervising activities are long and mostly idle: one per running task.
@@ -115,6 +136,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           connection,
           namespace: opts.namespace,
           taskQueue: DB_TASK_QUEUE,
+          ...deploymentOptions(opts),
           activities: {
             ...createDbActivities({ store, allocator }),
             ...createReaperDbActivities({ store, client, config: opts.config, allocator }),
@@ -127,8 +149,9 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
       );
       allocator.start();
     }
+    const build = opts.buildId ? `, build ${opts.deploymentName ?? DEPLOYMENT_NAME_DEFAULT}/${opts.buildId}` : '';
     log(
-      `dispatch worker polling ${opts.queues.join(', ')} on ${opts.address} (namespace ${opts.namespace}${store ? `, db ${opts.dbPath}` : ''})`,
+      `dispatch worker polling ${opts.queues.join(', ')} on ${opts.address} (namespace ${opts.namespace}${store ? `, db ${opts.dbPath}` : ''}${build})`,
     );
     opts.onReady?.();
     await Promise.all(workers.map((w) => w.run()));

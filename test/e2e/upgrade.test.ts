@@ -9,8 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { Worker } from '@temporalio/worker';
-import { startCluster, type Cluster, type WorkerProc } from '../helpers/cluster';
+import { sleep, startCluster, type Cluster, type WorkerProc } from '../helpers/cluster';
+import { temporalBin } from '../helpers/temporal';
 
 const BUNDLE_A = path.resolve(__dirname, '../../workflow-bundle.js');
 const PATCH_ID = 'upgrade-test-extra-step';
@@ -64,49 +66,71 @@ after(async () => {
   await c?.stop();
 });
 
+interface Rollout {
+  /** Starts the worker of bundle A (or B), on the `dispatch` queue. */
+  startA(): Promise<WorkerProc>;
+  startB(): Promise<WorkerProc>;
+  /** Between starting B and stopping A (Worker Versioning: make B the current version). */
+  cutover?(): Promise<void>;
+}
+
+/** Runs `inFlight` tasks across a rollout from A to B, then `later` tasks on B, and checks every promise. */
+async function rollingUpgrade(prefix: string, r: Rollout): Promise<void> {
+  const inFlight = IN_FLIGHT.map((id) => `${prefix}${id}`);
+  const later = AFTER.map((id) => `${prefix}${id}`);
+  const a = await r.startA();
+  for (const id of inFlight) await c.cliOk(['submit', '--id', id, '--command', 'sleep 25']);
+  const started = new Map<string, number | null>();
+  for (const id of inFlight) {
+    const row = await c.waitTask(id, (t) => t.status === 'running' && t.last_heartbeat !== null, 'running with a heartbeat recorded');
+    started.set(id, row.pid);
+  }
+  for (const id of inFlight) assert.equal(patchMarkers(await events(id)), 0, `${id} ran bundle A so far`);
+
+  const b = await r.startB();
+  await r.cutover?.();
+  await a.stop();
+  const stoppedAt = new Date().toISOString();
+
+  for (const id of later) await c.cliOk(['submit', '--id', id, '--command', 'sleep 6']);
+  for (const id of [...inFlight, ...later]) {
+    const row = await c.waitStatus(id, 'completed', 120_000);
+    assert.equal(row.attempts, 1, `${id}: one attempt`);
+    assert.deepEqual(readdirSync(path.dirname(row.run_dir!)), ['attempt-1'], `${id}: one launch`);
+    if (started.has(id)) {
+      assert.equal(row.pid, started.get(id), `${id}: re-attached to the process it launched`);
+      // Heartbeat records went on across the cutover, and nothing was reaped as stale.
+      assert.ok(row.last_heartbeat! > stoppedAt, `${id}: last_heartbeat ${row.last_heartbeat} recorded after A stopped (${stoppedAt})`);
+      const kinds = c.read((s) => s.events(id)).map((e) => e.kind);
+      assert.ok(!kinds.some((k) => k.startsWith('reap')), `${id} was not reaped: ${kinds.join(', ')}`);
+    }
+    const evs = await events(id);
+    const failed = evs.filter((e) => e.workflowTaskFailedEventAttributes);
+    assert.deepEqual(
+      failed.map((e) => e.workflowTaskFailedEventAttributes!.failure?.message),
+      [],
+      `${id}: no workflow task failed (nondeterminism shows as one)`,
+    );
+    assert.equal(patchMarkers(evs), 1, `${id} took the patched branch once`);
+    const acts = activityNames(evs);
+    assert.ok(acts.includes('getAssignment'), `${id}: the patched step ran (${acts.join(', ')})`);
+    assert.ok(acts.indexOf('getAssignment') > acts.indexOf('recordHeartbeat'), `${id}: the step follows a recorded heartbeat`);
+  }
+  c.assertBooks();
+  await b.stop();
+}
+
+function temporalCli(args: string[]): string {
+  return execFileSync(temporalBin(), [...args, '--address', c.temporal.address], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 describe('rolling upgrade', () => {
-  test('in-flight tasks move from bundle A to bundle B with its patched step: one launch each, no nondeterminism, heartbeats go on', async () => {
+  test('unversioned workers: in-flight tasks move from bundle A to bundle B with its patched step: one launch each, no nondeterminism, heartbeats go on', async () => {
     await c.startWorker('dispatch-db');
-    const a: WorkerProc = await c.startWorker('dispatch', { DISPATCH_WORKFLOW_BUNDLE: BUNDLE_A });
-    for (const id of IN_FLIGHT) await c.cliOk(['submit', '--id', id, '--command', 'sleep 25']);
-    const started = new Map<string, number | null>();
-    for (const id of IN_FLIGHT) {
-      const row = await c.waitTask(id, (t) => t.status === 'running' && t.last_heartbeat !== null, 'running with a heartbeat recorded');
-      started.set(id, row.pid);
-    }
-    for (const id of IN_FLIGHT) assert.equal(patchMarkers(await events(id)), 0, `${id} ran bundle A so far`);
-
-    await c.startWorker('dispatch', { DISPATCH_WORKFLOW_BUNDLE: bundleB });
-    await a.stop();
-    const stoppedAt = new Date().toISOString();
-
-    for (const id of AFTER) await c.cliOk(['submit', '--id', id, '--command', 'sleep 6']);
-    for (const id of [...IN_FLIGHT, ...AFTER]) {
-      const row = await c.waitStatus(id, 'completed', 120_000);
-      assert.equal(row.attempts, 1, `${id}: one attempt`);
-      assert.deepEqual(readdirSync(path.dirname(row.run_dir!)), ['attempt-1'], `${id}: one launch`);
-      if (started.has(id)) assert.equal(row.pid, started.get(id), `${id}: re-attached to the process it launched`);
-      const evs = await events(id);
-      const failed = evs.filter((e) => e.workflowTaskFailedEventAttributes);
-      assert.deepEqual(
-        failed.map((e) => e.workflowTaskFailedEventAttributes!.failure?.message),
-        [],
-        `${id}: no workflow task failed (nondeterminism shows as one)`,
-      );
-      assert.equal(patchMarkers(evs), 1, `${id} took the patched branch once`);
-      const acts = activityNames(evs);
-      assert.ok(acts.includes('getAssignment'), `${id}: the patched step ran (${acts.join(', ')})`);
-      assert.ok(acts.indexOf('getAssignment') > acts.indexOf('recordHeartbeat'), `${id}: the step follows a recorded heartbeat`);
-    }
-    // Heartbeat records went on across the cutover: each in-flight row was refreshed after A stopped,
-    // and none was reaped as stale.
-    for (const id of IN_FLIGHT) {
-      const hbs = c.read((s) => s.events(id)).map((e) => e.kind);
-      assert.ok(!hbs.some((k) => k.startsWith('reap')), `${id} was not reaped: ${hbs.join(', ')}`);
-    }
-    const rows = c.read((s) => IN_FLIGHT.map((id) => s.getTask(id)!));
-    for (const r of rows) assert.ok(r.last_heartbeat! > stoppedAt || r.finished_at! > stoppedAt, `${r.id}: recorded after A stopped`);
-    c.assertBooks();
+    await rollingUpgrade('', {
+      startA: () => c.startWorker('dispatch', { DISPATCH_WORKFLOW_BUNDLE: BUNDLE_A }),
+      startB: () => c.startWorker('dispatch', { DISPATCH_WORKFLOW_BUNDLE: bundleB }),
+    });
   });
 
   test('the same change without patched() would have broken the in-flight tasks: their histories fail to replay on it', async () => {
@@ -116,5 +140,46 @@ describe('rolling upgrade', () => {
       (e: Error) => /DeterminismViolation|Nondeterminism|TMPRL1100/i.test(`${e.name} ${e.message}`),
     );
     await Worker.runReplayHistory({ workflowBundle: { codePath: bundleB }, replayName: 'upgrade-patched' }, history);
+  });
+
+  test('Worker Versioning (--build-id, auto-upgrade): B becomes the current version, in-flight tasks move to it and complete on it', async () => {
+    // A new version's pollers reach the server a moment after the worker says it polls: until the
+    // server has seen them on every task queue of the current version, it refuses the switch.
+    const setCurrent = async (build: string) => {
+      const until = Date.now() + 60_000;
+      for (;;) {
+        try {
+          return temporalCli([
+            'worker',
+            'deployment',
+            'set-current-version',
+            '--deployment-name',
+            'dispatch',
+            '--build-id',
+            build,
+            '--yes',
+          ]);
+        } catch (e) {
+          if (Date.now() > until) throw e;
+          await sleep(500);
+        }
+      }
+    };
+    await rollingUpgrade('v-', {
+      startA: async () => {
+        const w = await c.startWorker('dispatch', { DISPATCH_WORKFLOW_BUNDLE: BUNDLE_A }, ['--build-id', 'build-a']);
+        await setCurrent('build-a');
+        return w;
+      },
+      startB: () => c.startWorker('dispatch', { DISPATCH_WORKFLOW_BUNDLE: bundleB }, ['--build-id', 'build-b']),
+      cutover: async () => {
+        await setCurrent('build-b');
+      },
+    });
+    for (const id of [...IN_FLIGHT, ...AFTER]) {
+      const d = await c.client.workflow.getHandle(`task-v-${id}`).describe();
+      const v = d.raw.workflowExecutionInfo?.versioningInfo;
+      assert.equal(v?.deploymentVersion?.buildId, 'build-b', `task-v-${id} ended on build-b`);
+    }
   });
 });

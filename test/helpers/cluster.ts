@@ -71,10 +71,10 @@ export class Cluster {
     return r.stdout;
   }
 
-  async startWorker(queues?: string, env: Record<string, string> = {}): Promise<WorkerProc> {
+  async startWorker(queues?: string, env: Record<string, string> = {}, extraArgs: string[] = []): Promise<WorkerProc> {
     const logFile = path.join(this.dir, `worker-${this.workers.length}.log`);
     const log = createWriteStream(logFile);
-    const args = [BIN, ...this.globalArgs(), 'worker', ...(queues ? ['--queues', queues] : [])];
+    const args = [BIN, ...this.globalArgs(), 'worker', ...(queues ? ['--queues', queues] : []), ...extraArgs];
     const proc = spawn(process.execPath, args, { env: { ...this.env, ...env }, cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.pipe(log);
     proc.stderr!.pipe(log);

@@ -1,7 +1,15 @@
 /** dispatch worker */
 import type { Command } from 'commander';
-import { parseQueues, runWorker } from '../../workers/worker';
+import { UserError } from '../../common/errors';
+import { DEPLOYMENT_NAME_DEFAULT, parseQueues, runWorker } from '../../workers/worker';
 import type { Run } from '../context';
+
+/** Build ids and deployment names: letters, digits and . _ - (Temporal refuses some others). */
+function nameOk(flag: string, v: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(v))
+    throw new UserError(`${flag} ${JSON.stringify(v)}: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  return v;
+}
 
 export function registerWorker(program: Command, run: Run): void {
   program
@@ -12,10 +20,13 @@ export function registerWorker(program: Command, run: Run): void {
       '--workflow-bundle <path>',
       'run this workflow bundle instead of the built dist/workflow-bundle.js (env DISPATCH_WORKFLOW_BUNDLE; see docs/WORKFLOWS.md)',
     )
-    .action((o: { queues?: string; workflowBundle?: string }) =>
+    .option('--build-id <id>', 'Worker Versioning: poll as this build of the worker deployment; tasks auto-upgrade (docs/WORKFLOWS.md)')
+    .option('--deployment <name>', `worker deployment name for --build-id (default ${DEPLOYMENT_NAME_DEFAULT})`)
+    .action((o: { queues?: string; workflowBundle?: string; buildId?: string; deployment?: string }) =>
       run(async (ctx) => {
         const queues = parseQueues(o.queues);
         const workflowBundle = o.workflowBundle ?? (process.env.DISPATCH_WORKFLOW_BUNDLE || undefined);
+        if (o.deployment !== undefined && o.buildId === undefined) throw new UserError('--deployment needs --build-id');
         await runWorker({
           address: ctx.address,
           namespace: ctx.namespace,
@@ -23,6 +34,8 @@ export function registerWorker(program: Command, run: Run): void {
           config: ctx.config(),
           queues,
           workflowBundle,
+          buildId: o.buildId === undefined ? undefined : nameOk('--build-id', o.buildId),
+          deploymentName: o.deployment === undefined ? undefined : nameOk('--deployment', o.deployment),
         });
       }),
     );
