@@ -34,8 +34,9 @@ export interface WorkerRunOptions {
   /** A workflow bundle to run instead of the built one (dispatch worker --workflow-bundle). */
   workflowBundle?: string;
   /**
-   * Worker Versioning: this worker is build `buildId` of the worker deployment `deploymentName`,
-   * and task workflows auto-upgrade to the deployment's current version (docs/WORKFLOWS.md).
+   * Worker Versioning: the `dispatch` queue's worker is build `buildId` of the worker deployment
+   * `deploymentName`, and workflows auto-upgrade to the deployment's current version. The
+   * `dispatch-db` worker stays unversioned (docs/WORKFLOWS.md).
    */
   buildId?: string;
   deploymentName?: string;
@@ -135,8 +136,9 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
         await Worker.create({
           connection,
           namespace: opts.namespace,
+          // Never versioned: it runs no workflow code, and there is one of it per dispatch.db, which a
+          // new build's version would otherwise have to poll alongside the old one before a switch.
           taskQueue: DB_TASK_QUEUE,
-          ...deploymentOptions(opts),
           activities: {
             ...createDbActivities({ store, allocator }),
             ...createReaperDbActivities({ store, client, config: opts.config, allocator }),
