@@ -15,9 +15,17 @@ function find(dir) {
 }
 
 const root = path.resolve(__dirname, '../dist/test');
-const only = process.argv.slice(2);
+// Arguments: parts of paths to run only those files; `--skip PART` leaves files out.
+const argv = process.argv.slice(2);
+const skip = [];
+const only = [];
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--skip') skip.push(argv[++i]);
+  else only.push(argv[i]);
+}
 let files = find(root);
 if (only.length) files = files.filter((f) => only.some((o) => f.includes(o)));
+if (skip.length) files = files.filter((f) => !skip.some((o) => f.includes(o)));
 files.sort((a, b) => Number(a.includes('/e2e/')) - Number(b.includes('/e2e/')) || a.localeCompare(b));
 if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)');

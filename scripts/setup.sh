@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what dispatch needs, skipping what is already there:
-#   npm deps (node_modules), the pinned Temporal CLI, and with --test Debian's openssh-server and shellcheck.
+#   npm deps (node_modules), the pinned Temporal CLI, and with --test Debian's openssh-server, shellcheck,
+#   PostgreSQL and openssl, and the pinned Temporal server and sql tool (for test/cluster).
 # Safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,5 +63,16 @@ if [ "$want_test" = 1 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq shellcheck >/dev/null
   fi
+  # The cluster tests (test/cluster): Debian's PostgreSQL and openssl, and the Temporal server and
+  # sql tool built with go install (scripts/temporal-cluster.sh build; skipped when present).
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
+    say "postgresql: present"
+  else
+    say "installing postgresql and openssl (Debian)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql openssl >/dev/null
+  fi
+  bash scripts/temporal-cluster.sh build
 fi
 say "ready"

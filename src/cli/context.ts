@@ -1,6 +1,7 @@
 /** Global options shared by every command, resolved once. */
 import { Client, Connection } from '@temporalio/client';
 import path from 'node:path';
+import { connectOptions, describeConnection, resolveConnection, type TemporalConnectionSettings } from '../client/connection';
 import { TemporalUnavailableError } from '../common/errors';
 import { loadConfig, type DispatchConfig } from '../config/config';
 import { Store } from '../store/store';
@@ -10,13 +11,16 @@ export interface GlobalOptions {
   config?: string;
   address?: string;
   namespace?: string;
+  profile?: string;
 }
 
 export interface Ctx {
   dbPath: string;
   configPath: string | undefined;
-  address: string;
-  namespace: string;
+  /** The global flags as given (dispatch dev reads --namespace alone: it talks to its own server). */
+  globals: GlobalOptions;
+  /** Temporal connection settings: profile and TEMPORAL_* environment, flags on top (read once). */
+  temporal(): TemporalConnectionSettings;
   config(): DispatchConfig;
   /** Opens the store read-write (creating/migrating it). */
   store(): Store;
@@ -34,8 +38,9 @@ export type Run = (fn: (ctx: Ctx) => Promise<number | void>) => Promise<void>;
 
 export function makeCtx(g: GlobalOptions): Ctx {
   const dbPath = path.resolve(g.db ?? process.env.DISPATCH_DB ?? 'dispatch.db');
-  const address = g.address ?? process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
-  const namespace = g.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+  let temporal: TemporalConnectionSettings | null = null;
+  const settings = (): TemporalConnectionSettings =>
+    (temporal ??= resolveConnection({ profile: g.profile, address: g.address, namespace: g.namespace }));
   let cfg: DispatchConfig | null = null;
   const stores: Store[] = [];
   let conn: Connection | null = null;
@@ -43,8 +48,8 @@ export function makeCtx(g: GlobalOptions): Ctx {
   return {
     dbPath,
     configPath: g.config,
-    address,
-    namespace,
+    globals: g,
+    temporal: settings,
     config() {
       cfg ??= loadConfig(g.config);
       return cfg;
@@ -61,14 +66,18 @@ export function makeCtx(g: GlobalOptions): Ctx {
     },
     async client() {
       if (client) return client;
+      const t = settings();
       try {
-        conn = await Connection.connect({ address, connectTimeout: 5000 });
+        conn = await Connection.connect({ ...connectOptions(t), connectTimeout: 5000 });
         await conn.workflowService.getSystemInfo({});
       } catch (e) {
         const why = (e as Error).message.split('\n')[0];
-        throw new TemporalUnavailableError(address, ` (${why}): start it with \`dispatch dev\`, or pass --address / TEMPORAL_ADDRESS`);
+        throw new TemporalUnavailableError(
+          describeConnection(t),
+          ` (${why}): start it with \`dispatch dev\`, or pass --address / --profile (or TEMPORAL_ADDRESS)`,
+        );
       }
-      client = new Client({ connection: conn, namespace });
+      client = new Client({ connection: conn, namespace: t.namespace });
       return client;
     },
     async close() {

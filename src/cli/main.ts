@@ -21,7 +21,8 @@ export function buildProgram(run: Run): Command {
     .option('--db <path>', 'SQLite database (env DISPATCH_DB)', undefined)
     .option('--config <path>', 'config file (default ./dispatch.config.json if present)')
     .option('--address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS, default localhost:7233)')
-    .option('--namespace <name>', 'Temporal namespace (default "default")')
+    .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE, default "default")')
+    .option('--profile <name>', 'temporal.toml profile, as the temporal CLI reads it (env TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE)')
     .showHelpAfterError()
     .exitOverride();
   // Registration order is the order `dispatch --help` lists the commands in.

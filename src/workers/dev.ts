@@ -78,7 +78,7 @@ export async function runDev(o: DevOptions): Promise<void> {
         '',
       ].join('\n'),
     );
-    await runWorker({ address, namespace: o.namespace, dbPath: o.dbPath, config: cfg, queues: ['dispatch', 'dispatch-db'] });
+    await runWorker({ temporal: { address, namespace: o.namespace }, dbPath: o.dbPath, config: cfg, queues: ['dispatch', 'dispatch-db'] });
   } finally {
     stopServer();
   }

@@ -11,6 +11,7 @@ import { createNodeActivities } from '../activities/node';
 import { livenessInterceptor } from '../activities/liveness';
 import { createReaperDbActivities, createReaperNodeActivities } from '../activities/reaper';
 import { sweepInProcess } from '../reaper/steps';
+import { connectOptions, describeConnection, type TemporalConnectionSettings } from '../client/connection';
 import { ALL_QUEUES, DB_TASK_QUEUE, TASK_QUEUE } from '../common/constants';
 import { TemporalUnavailableError, UserError } from '../common/errors';
 import type { DispatchConfig } from '../config/config';
@@ -21,8 +22,8 @@ import { installSdkLogger } from './logger';
 import { checkSearchAttributes } from './preflight';
 
 export interface WorkerRunOptions {
-  address: string;
-  namespace: string;
+  /** Where and how to reach Temporal (src/client/connection.ts). */
+  temporal: TemporalConnectionSettings;
   dbPath: string;
   config: DispatchConfig;
   queues: string[];
@@ -84,11 +85,13 @@ function workflowSource(given?: string): Pick<WorkerOptions, 'workflowBundle' | 
 export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   installSdkLogger();
   const log = opts.log ?? ((l: string) => console.log(l));
-  const connection = await NativeConnection.connect({ address: opts.address }).catch((e: Error) => {
-    throw new TemporalUnavailableError(opts.address, `: ${e.message}`);
+  const t = opts.temporal;
+  const namespace = t.namespace;
+  const connection = await NativeConnection.connect(connectOptions(t)).catch((e: Error) => {
+    throw new TemporalUnavailableError(describeConnection(t), `: ${e.message.split('\n')[0]}`);
   });
-  const clientConnection = await Connection.connect({ address: opts.address });
-  const client = new Client({ connection: clientConnection, namespace: opts.namespace });
+  const clientConnection = await Connection.connect(connectOptions(t));
+  const client = new Client({ connection: clientConnection, namespace });
   const pool = new ShellPool();
   const workers: Worker[] = [];
   let store: Store | null = null;
@@ -96,12 +99,12 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   // ms: 4 heartbeats per lease, and at least one every 2 s for the 10 s liveness timeout of other activities.
   const throttle = Math.min(2000, Math.max(200, Math.floor(opts.config.lease_s * 250)));
   try {
-    await checkSearchAttributes(clientConnection, opts.namespace, log);
+    await checkSearchAttributes(clientConnection, namespace, log);
     if (opts.queues.includes(TASK_QUEUE)) {
       workers.push(
         await Worker.create({
           connection,
-          namespace: opts.namespace,
+          namespace,
           taskQueue: TASK_QUEUE,
           ...deploymentOptions(opts),
           ...workflowSource(opts.workflowBundle),
@@ -135,7 +138,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
       workers.push(
         await Worker.create({
           connection,
-          namespace: opts.namespace,
+          namespace,
           // Never versioned: it runs no workflow code, and there is one of it per dispatch.db, which a
           // new build's version would otherwise have to poll alongside the old one before a switch.
           taskQueue: DB_TASK_QUEUE,
@@ -151,10 +154,8 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
       );
       allocator.start();
     }
-    const build = opts.buildId ? `, build ${opts.deploymentName ?? DEPLOYMENT_NAME_DEFAULT}/${opts.buildId}` : '';
-    log(
-      `dispatch worker polling ${opts.queues.join(', ')} on ${opts.address} (namespace ${opts.namespace}${store ? `, db ${opts.dbPath}` : ''}${build})`,
-    );
+    const build = opts.buildId ? `; build ${opts.deploymentName ?? DEPLOYMENT_NAME_DEFAULT}/${opts.buildId}` : '';
+    log(`dispatch worker polling ${opts.queues.join(', ')} on ${describeConnection(t)}${store ? `; db ${opts.dbPath}` : ''}${build}`);
     opts.onReady?.();
     await Promise.all(workers.map((w) => w.run()));
   } finally {

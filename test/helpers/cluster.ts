@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { Store } from '../../src/store/store';
+import { connectOptions, resolveConnection } from '../../src/client/connection';
 import type { TaskRow } from '../../src/common/types';
 import { startTemporal, type TemporalServer } from './temporal';
 import { startSshd, type SshNode } from './sshd';
@@ -33,6 +34,13 @@ export interface ClusterOptions {
   slots?: number;
   config?: Record<string, unknown>;
   env?: Record<string, string>;
+  /**
+   * A Temporal that is already running (the mTLS cluster of scripts/temporal-cluster.sh) instead of
+   * a fresh dev server; with `profile`, the CLI and the test client connect through that
+   * temporal.toml profile (TEMPORAL_CONFIG_FILE in `env`) instead of --address.
+   */
+  temporal?: TemporalServer;
+  profile?: string;
 }
 
 export class Cluster {
@@ -46,10 +54,12 @@ export class Cluster {
     readonly client: Client,
     private readonly conn: Connection,
     readonly env: NodeJS.ProcessEnv,
+    readonly profile?: string,
   ) {}
 
   globalArgs(db = this.dbPath): string[] {
-    return ['--db', db, '--config', this.configPath, '--address', this.temporal.address];
+    const temporal = this.profile ? ['--profile', this.profile] : ['--address', this.temporal.address];
+    return ['--db', db, '--config', this.configPath, ...temporal];
   }
 
   /** The real CLI against this deployment (or, with `db`, against another database file). */
@@ -71,11 +81,18 @@ export class Cluster {
     return r.stdout;
   }
 
-  async startWorker(queues?: string, env: Record<string, string> = {}, extraArgs: string[] = []): Promise<WorkerProc> {
+  /** `dispatch worker`; `where` runs it on another database path and working directory. */
+  async startWorker(
+    queues?: string,
+    env: Record<string, string> = {},
+    extraArgs: string[] = [],
+    where: { db?: string; cwd?: string } = {},
+  ): Promise<WorkerProc> {
     const logFile = path.join(this.dir, `worker-${this.workers.length}.log`);
     const log = createWriteStream(logFile);
-    const args = [BIN, ...this.globalArgs(), 'worker', ...(queues ? ['--queues', queues] : []), ...extraArgs];
-    const proc = spawn(process.execPath, args, { env: { ...this.env, ...env }, cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [BIN, ...this.globalArgs(where.db), 'worker', ...(queues ? ['--queues', queues] : []), ...extraArgs];
+    const cwd = where.cwd ?? this.dir;
+    const proc = spawn(process.execPath, args, { env: { ...this.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.pipe(log);
     proc.stderr!.pipe(log);
     await new Promise<void>((resolve, reject) => {
@@ -179,15 +196,16 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
   const dbPath = path.join(dir, 'dispatch.db');
   const configPath = path.join(dir, 'dispatch.config.json');
   writeFileSync(configPath, JSON.stringify({ lease_s: 3, kill_grace: 2, heartbeat_record_interval: 2, ...o.config }, null, 2));
-  const temporal = await startTemporal({ dir });
+  const temporal = o.temporal ?? (await startTemporal({ dir }));
   const nodes: SshNode[] = [];
   for (let i = 1; i <= (o.nodes ?? 2); i++) nodes.push(await startSshd(`n${i}`, { baseDir: dir }));
-  const conn = await Connection.connect({ address: temporal.address });
-  const client = new Client({ connection: conn, namespace: 'default' });
   const env = { ...process.env, ...o.env };
   delete env.DISPATCH_DB;
   delete env.TEMPORAL_ADDRESS;
-  const c = new Cluster(dir, dbPath, configPath, temporal, nodes, client, conn, env);
+  const settings = o.profile ? resolveConnection({ profile: o.profile, env }) : { address: temporal.address, namespace: 'default' };
+  const conn = await Connection.connect(connectOptions(settings));
+  const client = new Client({ connection: conn, namespace: 'default' });
+  const c = new Cluster(dir, dbPath, configPath, temporal, nodes, client, conn, env, o.profile);
   await c.cliOk(['init']);
   for (const n of nodes) await c.cliOk(nodeAddArgs(n, o.slots ?? 2));
   return c;

@@ -81,6 +81,15 @@ describe('node scripts as shell files', () => {
     }
   });
 
+  test('shellcheck reports nothing for the project scripts (scripts/*.sh: setup, the Temporal cluster)', () => {
+    const dir = path.join(ROOT, 'scripts');
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.sh'))) {
+      const r = spawnSync('shellcheck', [path.join(dir, f)], { encoding: 'utf8' });
+      const out = `${r.stdout}${r.stderr}`;
+      assert.ok(r.status === 0 && out.trim() === '', `shellcheck scripts/${f} (exit ${r.status}):\n${out}`);
+    }
+  });
+
   for (const f of files) {
     test(`${f} starts with a header naming its arguments and its output lines`, () => {
       const h = header(src(f));

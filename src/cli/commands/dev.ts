@@ -1,6 +1,7 @@
 /** dispatch dev: the CLI side only turns flags and the Ctx into runDev's plain options. */
 import type { Command } from 'commander';
 import os from 'node:os';
+import { DEFAULT_NAMESPACE } from '../../client/connection';
 import { runDev } from '../../workers/dev';
 import { positiveInt } from '../args';
 import type { Run } from '../context';
@@ -19,7 +20,8 @@ export function registerDev(program: Command, run: Run): void {
           uiPort: positiveInt('--ui-port', o.uiPort, 1),
           localSlots: o.localSlots ? positiveInt('--local-slots', o.localSlots, 1) : os.cpus().length,
           dbPath: ctx.dbPath,
-          namespace: ctx.namespace,
+          // The dev server it starts, whatever a profile or TEMPORAL_* says.
+          namespace: ctx.globals.namespace ?? DEFAULT_NAMESPACE,
           config: ctx.config(),
           // Through the Ctx, so main() closes the store when dev ends.
           openStore: () => ctx.store(),

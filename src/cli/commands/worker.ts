@@ -28,8 +28,7 @@ export function registerWorker(program: Command, run: Run): void {
         const workflowBundle = o.workflowBundle ?? (process.env.DISPATCH_WORKFLOW_BUNDLE || undefined);
         if (o.deployment !== undefined && o.buildId === undefined) throw new UserError('--deployment needs --build-id');
         await runWorker({
-          address: ctx.address,
-          namespace: ctx.namespace,
+          temporal: ctx.temporal(),
           dbPath: ctx.dbPath,
           config: ctx.config(),
           queues,
