@@ -116,6 +116,29 @@ describe('on a two-process Temporal cluster over mTLS', () => {
     assert.match(noCert.stderr, /certificate required/);
   });
 
+  test("a profile's address and TLS settings are used, and --address overrides the address", async () => {
+    // The `second` profile points at server 2, with the same certificates.
+    const viaProfile = spawnSync(process.execPath, [BIN, '--profile', 'second', 'schedules', 'list'], {
+      encoding: 'utf8',
+      env: { ...process.env, ...tc.env },
+    });
+    assert.equal(viaProfile.status, 0, viaProfile.stderr);
+    assert.match(viaProfile.stdout, /dispatch-reaper/);
+    // --address wins over the profile's address; the profile's TLS settings stay.
+    const over = spawnSync(process.execPath, [BIN, '--profile', 'cluster', '--address', '127.0.0.1:1', 'schedules', 'list'], {
+      encoding: 'utf8',
+      env: { ...process.env, ...tc.env },
+    });
+    assert.equal(over.status, EXIT.unavailable, over.stderr);
+    assert.match(over.stderr, /cannot reach Temporal at 127\.0\.0\.1:1 \(namespace default, mTLS, profile cluster\)/);
+    assert.doesNotMatch(over.stderr, /BEGIN|PRIVATE/);
+    const overOk = spawnSync(process.execPath, [BIN, '--profile', 'cluster', '--address', tc.frontend[1], 'schedules', 'list'], {
+      encoding: 'utf8',
+      env: { ...process.env, ...tc.env },
+    });
+    assert.equal(overOk.status, 0, overOk.stderr);
+  });
+
   test('temporal workflow cancel (with the client certificate) kills the remote process', async () => {
     await c.cliOk(['submit', '--id', 'cancel-1', '--command', 'sleep 300']);
     const row = await c.waitStatus('cancel-1', 'running', 120_000);
