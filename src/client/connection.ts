@@ -8,6 +8,8 @@ import { loadClientConfigProfile, type ClientConfigProfile, type ConfigDataSourc
 import type { TLSConfig } from '@temporalio/client';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { UserError } from '../common/errors';
 
 export const DEFAULT_ADDRESS = 'localhost:7233';
@@ -88,6 +90,19 @@ function tlsConfig(p: ClientConfigProfile): TLSConfig | boolean | undefined {
   };
 }
 
+/** The config file the temporal CLI would read, when it exists and holds nothing but blanks and comments. */
+function blankConfigFile(env: NodeJS.ProcessEnv): boolean {
+  const file =
+    env.TEMPORAL_CONFIG_FILE || path.join(env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'temporalio', 'temporal.toml');
+  try {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .every((l) => l.trim() === '' || l.trim().startsWith('#'));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The connection settings: the profile (explicit, else TEMPORAL_PROFILE, else "default" if the
  * config file has it), the TEMPORAL_* environment over it, and the flags over both.
@@ -95,9 +110,15 @@ function tlsConfig(p: ClientConfigProfile): TLSConfig | boolean | undefined {
 export function resolveConnection(o: ResolveOptions = {}): TemporalConnectionSettings {
   const env = o.env ?? process.env;
   let p: ClientConfigProfile;
+  const blank = blankConfigFile(env);
+  if (blank && (o.profile ?? env.TEMPORAL_PROFILE)) {
+    throw new UserError(`Temporal connection config: profile '${o.profile ?? env.TEMPORAL_PROFILE}' not found: the config file is empty`);
+  }
   try {
     p = loadClientConfigProfile({
       profile: o.profile,
+      // envconfig 1.24 fails on a blank file ("reading 'default'"): a blank file is no file.
+      disableFile: blank,
       overrideEnvVars: Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)),
     });
   } catch (e) {
