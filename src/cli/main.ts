@@ -6,6 +6,7 @@ import { registerDev } from './commands/dev';
 import { registerInit } from './commands/init';
 import { registerNodes } from './commands/nodes';
 import { registerReap } from './commands/reap';
+import { registerBackup } from './commands/backup';
 import { registerSchedules } from './commands/schedules';
 import { registerSubmit } from './commands/submit';
 import { registerTasks } from './commands/tasks';
@@ -36,6 +37,7 @@ export function buildProgram(run: Run): Command {
     registerDev,
     registerReap,
     registerSchedules,
+    registerBackup,
   ];
   for (const register of groups) register(program, run);
   return program;

@@ -8,6 +8,7 @@
 import type { NodeRow, ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
 import { Allocation, type AllocationResult } from './allocation';
 import { StoreContext } from './context';
+import { backupDatabase, type BackupReport } from './backup';
 import { Maintenance, type ReaperRun, type SeenRow, type SlotDrift } from './maintenance';
 import { Nodes, type NodeInput } from './nodes';
 import { openDatabase, type StoreOptions } from './open';
@@ -18,6 +19,7 @@ export type { AllocationResult } from './allocation';
 export type { SlotDrift } from './maintenance';
 export { localNodeInput, type NodeInput } from './nodes';
 export type { StoreOptions } from './open';
+export type { BackupReport } from './backup';
 export type { AttemptOutcome, FenceResult, FinishResult } from './tasks';
 
 export class Store {
@@ -42,6 +44,11 @@ export class Store {
 
   close(): void {
     this.#ctx.close();
+  }
+
+  /** A consistent copy of this database at `dest`, taken while others write (SQLite online backup). */
+  backup(dest: string): Promise<BackupReport> {
+    return backupDatabase(this.#ctx, dest);
   }
 
   event(taskId: string | null, attempt: number | null, kind: string, detail: unknown): void {
