@@ -2,7 +2,7 @@
 # A production-style Temporal without Docker: two server processes (all four services in each, one
 # membership ring) on PostgreSQL persistence and SQL visibility, with mTLS on the frontend.
 #
-#   scripts/temporal-cluster.sh build|start|stop|status|env|start-server N|stop-server N|pid N
+#   scripts/temporal-cluster.sh build|certs|start|stop|status|env|start-server N|stop-server N|pid N
 #
 # start  builds the pinned server and sql tool (skipped when present), starts Debian's PostgreSQL
 #        on its own port and data dir (as the postgres user when run as root), sets up both schemas,
@@ -10,6 +10,7 @@
 #        server processes, registers the namespace and dispatch's search attributes, and writes a
 #        temporal.toml with a `cluster` profile for dispatch and the temporal CLI.
 # build  only builds the server and sql tool.
+# certs  only writes the throwaway CA and certificates (for docker-compose.temporal.mtls.yml too).
 # stop   stops both servers and PostgreSQL (the state directory stays; `start` reuses it).
 # env    prints the environment (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) to eval.
 #
@@ -146,7 +147,7 @@ certs() {
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$c/$name.key" 2>/dev/null
     openssl req -new -key "$c/$name.key" -subj "/CN=dispatch-$name" -out "$c/$name.csr" 2>/dev/null
     local ext="extendedKeyUsage=clientAuth"
-    [[ $name == server ]] && ext="subjectAltName=DNS:localhost,IP:127.0.0.1
+    [[ $name == server ]] && ext="subjectAltName=DNS:localhost,DNS:temporal,IP:127.0.0.1
 extendedKeyUsage=serverAuth,clientAuth"
     printf '%s\n' "$ext" >"$c/$name.ext"
     openssl x509 -req -in "$c/$name.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" -CAcreateserial -days 30 -sha256 \
@@ -328,6 +329,11 @@ build)
   build
   log "server and sql tool: $TOOLS"
   ;;
+certs)
+  # Only the throwaway CA and certificates (also for docker-compose.temporal.mtls.yml).
+  certs
+  log "certificates: $DIR/certs"
+  ;;
 start)
   build
   start_pg
@@ -373,10 +379,10 @@ env)
   echo "export TEMPORAL_CONFIG_FILE=$DIR/temporal.toml TEMPORAL_PROFILE=cluster"
   ;;
 -h | --help | help)
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
   ;;
 *)
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
   ;;
 esac

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -15,6 +15,19 @@ import { SEARCH_ATTRIBUTE_FLAGS } from '../../src/common/search-attributes';
 import { temporalBin } from '../helpers/temporal';
 
 const FILE = path.resolve(__dirname, '../../../docker-compose.temporal.yml');
+const MTLS_FILE = path.resolve(__dirname, '../../../docker-compose.temporal.mtls.yml');
+const CLUSTER_SCRIPT = path.resolve(__dirname, '../../../scripts/temporal-cluster.sh');
+
+/** The server image's config template, from the Go module cache, if the server was built here. */
+function serverTemplate(): string | null {
+  try {
+    const mod = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim();
+    const version = /^SERVER_VERSION=(\S+)$/m.exec(readFileSync(CLUSTER_SCRIPT, 'utf8'))?.[1];
+    return readFileSync(path.join(mod, `go.temporal.io/server@${version}`, 'docker/config_template.yaml'), 'utf8');
+  } catch {
+    return null;
+  }
+}
 const TEXT = readFileSync(FILE, 'utf8');
 
 interface Service {
@@ -80,8 +93,14 @@ function createdAttributes(sh: string): Map<string, string> {
 }
 
 describe('docker-compose.temporal.yml', () => {
-  test('has the four services: postgresql, temporal, temporal-admin-tools, temporal-ui', () => {
-    assert.deepEqual(Object.keys(load()).sort(), ['postgresql', 'temporal', 'temporal-admin-tools', 'temporal-ui']);
+  test('has the five services: postgresql, temporal-schema-setup, temporal, temporal-admin-tools, temporal-ui', () => {
+    assert.deepEqual(Object.keys(load()).sort(), [
+      'postgresql',
+      'temporal',
+      'temporal-admin-tools',
+      'temporal-schema-setup',
+      'temporal-ui',
+    ]);
   });
 
   test('publishes Temporal on 7233 and the Web UI on 8233', () => {
@@ -100,24 +119,72 @@ describe('docker-compose.temporal.yml', () => {
       assert.notEqual(m![2], 'latest', `${name}: image ${svc.image} uses latest`);
       assert.doesNotMatch(svc.image!, /\$\{/, `${name}: image tag comes from a variable`);
     }
-    assert.match(s.postgresql!.image!, /^postgres:16(\.|$)/);
-    assert.match(s.temporal!.image!, /^temporalio\/auto-setup:1\.29\.\d+$/);
+    assert.match(s.postgresql!.image!, /^postgres:15(\.|$)/);
+    assert.match(s.temporal!.image!, /^temporalio\/server:1\.29\.\d+$/, 'the server image, not the deprecated auto-setup');
     assert.match(s['temporal-admin-tools']!.image!, /^temporalio\/admin-tools:1\.29\.\d+(-|$)/);
     assert.match(s['temporal-ui']!.image!, /^temporalio\/ui:2\.42\.\d+$/);
   });
 
-  test('temporal uses postgres12 against the postgresql service, started only once it is healthy', () => {
+  test('temporal uses postgres12 with SQL visibility against the postgresql service, after the schema setup', () => {
     const s = load();
     const e = env(s.temporal!);
     assert.equal(e.DB, 'postgres12');
     assert.equal(e.POSTGRES_SEEDS, 'postgresql');
+    assert.equal(e.DBNAME, 'temporal');
+    assert.equal(e.VISIBILITY_DBNAME, 'temporal_visibility');
     assert.ok(e.POSTGRES_USER && e.POSTGRES_PWD && e.DB_PORT);
     const pg = env(s.postgresql!);
     assert.equal(pg.POSTGRES_USER, e.POSTGRES_USER);
     assert.equal(pg.POSTGRES_PASSWORD, e.POSTGRES_PWD);
     assert.ok(s.postgresql!.healthcheck?.test, 'postgresql has no healthcheck');
     const deps = s.temporal!.depends_on as Record<string, { condition?: string }>;
-    assert.equal(deps?.postgresql?.condition, 'service_healthy');
+    assert.equal(deps?.['temporal-schema-setup']?.condition, 'service_completed_successfully');
+    const setup = s['temporal-schema-setup']!;
+    assert.equal((setup.depends_on as Record<string, { condition?: string }>)?.postgresql?.condition, 'service_healthy');
+    const se = env(setup);
+    assert.equal(se.SQL_PLUGIN, 'postgres12');
+    assert.equal(se.SQL_HOST, 'postgresql');
+    const sh = script(setup);
+    assert.match(sh, /setup-schema -v 0\.0/);
+    assert.match(sh, /update-schema -d "\/etc\/temporal\/schema\/postgresql\/v12\/\$\$sub\/versioned"/);
+    assert.match(sh, /for db in temporal temporal_visibility/);
+  });
+
+  test('parity with the native cluster (scripts/temporal-cluster.sh): server version, PostgreSQL major, schema steps, search attributes', () => {
+    const s = load();
+    const native = readFileSync(CLUSTER_SCRIPT, 'utf8');
+    const version = /^SERVER_VERSION=v(\S+)$/m.exec(native)?.[1];
+    assert.ok(version, 'the cluster script pins no server version');
+    assert.equal(s.temporal!.image, `temporalio/server:${version}`);
+    assert.ok(s['temporal-admin-tools']!.image!.startsWith(`temporalio/admin-tools:${version}-`));
+    for (const step of ['setup-schema -v 0.0', 'update-schema', 'postgres12', 'postgresql/v12']) {
+      assert.ok(native.includes(step), `native: ${step}`);
+      assert.ok(TEXT.includes(step), `compose: ${step}`);
+    }
+    const nativeAttrs = /^SEARCH_ATTRIBUTES=\(([^)]*)\)$/m
+      .exec(native)?.[1]
+      ?.split(/\s+/)
+      .map((a) => a.replace(':', '='));
+    assert.deepEqual(nativeAttrs?.sort(), [...SEARCH_ATTRIBUTE_FLAGS].sort());
+    // The native cluster runs Debian's PostgreSQL: the compose file uses the same major.
+    const debian = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)) : [];
+    if (debian.length) assert.ok(debian.includes(s.postgresql!.image!.split(':')[1]!.split('.')[0]!), `Debian has ${debian}`);
+  });
+
+  test('the mTLS override turns on client auth with environment names the server image reads', () => {
+    const o = YAML.parse(readFileSync(MTLS_FILE, 'utf8')) as { services: Record<string, Service> };
+    const e = env(o.services.temporal!);
+    assert.equal(e.TEMPORAL_TLS_REQUIRE_CLIENT_AUTH, 'true');
+    assert.ok(e.TEMPORAL_TLS_FRONTEND_CERT && e.TEMPORAL_TLS_CLIENT1_CA_CERT);
+    const cli = env(o.services['temporal-admin-tools']!);
+    assert.ok(cli.TEMPORAL_TLS_CLIENT_CERT_PATH && cli.TEMPORAL_TLS_SERVER_CA_CERT_PATH);
+    // Every variable given to the server is one its config template reads (when the module is here).
+    const template = serverTemplate();
+    if (template) {
+      for (const name of [...Object.keys(e), ...Object.keys(env(load().temporal!))]) {
+        assert.ok(new RegExp(`\\.Env\\.${name}\\b`).test(template), `${name} is not read by the server's config template`);
+      }
+    }
   });
 
   test('the admin-tools command registers TaskProject, TaskNode, TaskStatus (Keyword) and TaskPriority (Int) in default', () => {
