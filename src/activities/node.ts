@@ -10,7 +10,7 @@ import type { NodeRow, ProcessIdentity } from '../common/types';
 import { isValidTaskId } from '../common/validate';
 import type { ShellPool } from '../shell/pool';
 import { ProbeBatcher } from '../shell/batcher';
-import { killCommand, launchCommand, workDirOf } from '../shell/scripts';
+import { killCommand, launchCommand, NO_FENCE, workDirOf, type FenceSettings } from '../shell/scripts';
 import { parseKillOutput, parseKv, parseWrapperStatus, type KillReport, type ProbeVerdict } from '../shell/status';
 import type { NodeShell } from '../shell/types';
 
@@ -55,7 +55,21 @@ function nodeFailure(e: unknown): never {
   throw e;
 }
 
-export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBatcher }) {
+/** A Map that forgets its oldest entries past `max` (attempts whose slices moved to other workers). */
+class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(k: K, v: V): this {
+    if (!this.has(k) && this.size >= this.max) this.delete(this.keys().next().value as K);
+    return super.set(k, v);
+  }
+}
+
+export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBatcher; fence?: FenceSettings }) {
+  const fence = deps.fence ?? NO_FENCE;
+  /** Per supervised attempt on this worker: the latest moment its node may have acknowledged a lease refresh. */
+  const leaseAcks = new BoundedMap<string, number>(100_000);
   const shellOf = (node: NodeRow): NodeShell => deps.pool.get(node);
   const batcher = deps.batcher ?? new ProbeBatcher(deps.pool, 100, PROBE_TIMEOUT_MS);
 
@@ -68,7 +82,7 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
     async launch(input: LaunchInput): Promise<ProcessIdentity> {
       const planned = attemptDir(input.node, input.taskId, input.attempt);
       const token = input.token ?? '';
-      const cmd = launchCommand(planned, input.taskId, input.attempt, input.command, input.specBody !== null, token);
+      const cmd = launchCommand(planned, input.taskId, input.attempt, input.command, input.specBody !== null, token, fence);
       let out;
       try {
         out = await shellOf(input.node).exec(cmd, { stdin: input.specBody ?? '', timeoutMs: 30_000 });
@@ -119,6 +133,9 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
         attempt: input.attempt,
       };
       if (token) identity.token = token;
+      // The fence this attempt's watchdog enforces, as its first launch set it (0 or absent: none).
+      const fa = Number(kv.get('fence_after'));
+      if (Number.isSafeInteger(fa) && fa > 0) identity.fenceAfterS = fa;
       return identity;
     },
 
@@ -134,9 +151,17 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
       const until = Date.now() + input.sliceS * 1000;
       const details = { identity: input.identity, reattached: ctx.info.attempt > 1 };
       let unreachableSince: number | null = null;
+      // The latest moment the node may have confirmed a lease refresh (ms, this worker's clock):
+      // what the reaper counts the fence from. A retry carries on from the previous try's heartbeat,
+      // a later slice on this worker from the one before; otherwise every earlier slice ended before
+      // this one began, so now is a safe upper bound until the first probe answers.
+      const key = `${input.identity.taskId}:${input.identity.attempt}:${input.identity.pid}`;
+      const prev = ctx.info.heartbeatDetails as { leaseAckAt?: unknown } | undefined;
+      let leaseAckAt: number = typeof prev?.leaseAckAt === 'number' ? prev.leaseAckAt : (leaseAcks.get(key) ?? Date.now());
+      leaseAcks.set(key, leaseAckAt);
       // The heartbeat (the lease) runs on its own timer: a probe that waits behind a slow node or a
       // full channel queue delays the verdict, never the heartbeat of a live worker.
-      const beat = (): void => ctx.heartbeat({ ...details, unreachableSince });
+      const beat = (): void => ctx.heartbeat({ ...details, unreachableSince, leaseAckAt });
       beat();
       const timer = setInterval(beat, maxTickMs);
       try {
@@ -145,7 +170,14 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
             // A cancel (the runtime cap, a cancelled task) does not wait for a slow probe.
             const v = await Promise.race([probe(input.node, input.identity), ctx.cancelled]);
             unreachableSince = null;
-            if (v.state !== 'running') return v;
+            if (v.state !== 'running') {
+              leaseAcks.delete(key);
+              return v;
+            }
+            if (v.leaseRefreshed) {
+              leaseAckAt = Date.now();
+              leaseAcks.set(key, leaseAckAt);
+            }
           } catch (e) {
             if (e instanceof CancelledFailure) throw e;
             // The watcher is alive even when the node is not; the node probe decides about the node.

@@ -60,10 +60,15 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
     },
     async markNodeOnline(name: string, cleanup: CleanupResult): Promise<boolean> {
       const n = store.getNode(name);
+      const fenced = cleanup.fenced?.length ? store.recordFencedAttempts(name, cleanup.fenced) : 0;
       if (n?.status !== 'offline' || !cleanup.clean) return false;
       store.setNodeStatus(name, 'online');
-      store.event(null, null, EventKind.nodeOnline, cleanup);
-      log.info(`node ${name} is back online after killing ${cleanup.killed.length} leftover processes`);
+      store.event(null, null, EventKind.nodeOnline, { ...cleanup, ...(cleanup.found === 0 ? { note: 'nothing left to kill' } : {}) });
+      log.info(
+        cleanup.found === 0
+          ? `node ${name} is back online: nothing left to kill${fenced ? ` (${fenced} attempts had fenced themselves)` : ''}`
+          : `node ${name} is back online after killing ${cleanup.killed.length} leftover processes`,
+      );
       deps.allocator.kick();
       return true;
     },

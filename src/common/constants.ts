@@ -37,6 +37,10 @@ export const EventKind = {
   nodeOffline: 'node_offline',
   nodeOnline: 'node_online',
   attemptDirsPruned: 'attempt_dirs_pruned',
+  /** An attempt's watchdog stopped it after fence_after without a lease refresh (not fence_refused). */
+  attemptFenced: 'attempt_fenced',
+  /** The reaper left a ghost on an unreachable node until its fence has fallen. */
+  fenceWaiting: 'fence_waiting',
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
@@ -68,6 +72,17 @@ export const KILL_GRACE_S_DEFAULT = 10;
  * dead worker within the lease. It must stay well under stale_s (15 min): stale_s > this + lease_s.
  */
 export const HEARTBEAT_RECORD_S_DEFAULT = 300;
+
+/**
+ * fence_after: how long an attempt runs on without a lease refresh from its supervisor before its
+ * node stops it. 10 minutes is longer than what a healthy fleet goes through: a worker restart (a
+ * new worker re-attaches within lease_s, 30 s), the supervise probe's own timeout (30 s), a Temporal
+ * restart or a rolling deploy (a few minutes in which the supervise activities wait to be retried),
+ * and short enough that a partitioned node's task is requeued about 11 minutes after contact ended.
+ */
+export const FENCE_AFTER_S_DEFAULT = 600;
+/** Added to fence_after + kill_grace before a task on an unreachable node may run again. */
+export const FENCE_MARGIN_S = 30;
 
 export const SEARCH_ATTRIBUTES = {
   project: 'TaskProject',

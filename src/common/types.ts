@@ -51,6 +51,8 @@ export interface ProcessIdentity {
   attempt: number;
   /** The attempt token written into the directory; absent for attempts launched before tokens. */
   token?: string;
+  /** fence_after of the attempt's watchdog, seconds; absent when it has none (fencing off, or older). */
+  fenceAfterS?: number;
 }
 
 export interface Assignment {
@@ -93,6 +95,11 @@ export interface TaskRow {
   workflow_id: string | null;
   created_at: string | null;
   attempt_token: string | null;
+  /** fence_after of the current attempt's watchdog, seconds; null: it has none. */
+  fence_after_s?: number | null;
+  /** The last attempt whose watchdog fenced it, and when (node clock, ISO), as node recovery found. */
+  fenced_attempt?: number | null;
+  fenced_at?: string | null;
 }
 
 export interface NodeRow {

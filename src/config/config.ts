@@ -12,6 +12,7 @@ import {
   MAX_RUNTIME_S_DEFAULT,
   REAP_BATCH_DEFAULT,
   STALE_S_DEFAULT,
+  FENCE_AFTER_S_DEFAULT,
 } from '../common/constants';
 import { parseDurationSeconds } from '../common/duration';
 import { ConfigError, UserError } from '../common/errors';
@@ -70,6 +71,13 @@ export interface DispatchConfig {
    * Temporal suggests it), while queued as well as while running. @default 2000
    */
   history_limit: number;
+  /**
+   * Self-fencing: an attempt whose node has not heard from its supervisor for this long stops
+   * itself (its watchdog kills the process group), and a task on an unreachable node is requeued
+   * only after fence_after + kill_grace + a margin since its last acknowledged lease refresh.
+   * 0 turns fencing off (node-offline ghosts are then failed, never requeued). @default 600
+   */
+  fence_after: number;
 }
 
 export const CONFIG_DEFAULTS: DispatchConfig = {
@@ -95,9 +103,10 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   max_cached_workflows: 250,
   queue_poll_interval: 300,
   history_limit: 2000,
+  fence_after: FENCE_AFTER_S_DEFAULT,
 };
 
-type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'url' | 'action' | 'executors' | 'factory';
+type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'duration0' | 'url' | 'action' | 'executors' | 'factory';
 const KEYS: Record<keyof DispatchConfig, Kind> = {
   enabled: 'bool',
   threshold_hours: 'posnum',
@@ -121,6 +130,7 @@ const KEYS: Record<keyof DispatchConfig, Kind> = {
   max_cached_workflows: 'posint',
   queue_poll_interval: 'duration',
   history_limit: 'posint',
+  fence_after: 'duration0',
 };
 /** Seed spellings accepted as aliases. */
 const ALIASES: Record<string, keyof DispatchConfig> = { check_interval_cycles: 'check_interval' };
@@ -145,6 +155,14 @@ function check(key: string, kind: Kind, v: unknown): unknown {
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
         throw new ConfigError(key, `expected a positive integer, got ${JSON.stringify(v)}`);
       return v;
+    case 'duration0':
+      // A duration, or 0 (off).
+      if (v === 0 || v === '0') return 0;
+      try {
+        return parseDurationSeconds(v, key);
+      } catch (e) {
+        throw new ConfigError(key, (e as Error).message);
+      }
     case 'duration':
       try {
         return parseDurationSeconds(v, key);
@@ -190,6 +208,7 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
   if (raw === undefined || raw === null) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('(top level)', 'expected a JSON object');
   const out: DispatchConfig = { ...CONFIG_DEFAULTS, executors: {} };
+  const explicit = new Set(Object.keys(raw as Record<string, unknown>));
   for (const [k0, v] of Object.entries(raw as Record<string, unknown>)) {
     if (k0.startsWith('$') || k0 === '//' || k0 === 'comment') continue; // $schema and comments
     const k = (ALIASES[k0] ?? k0) as keyof DispatchConfig;
@@ -219,6 +238,12 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
   if (out.history_limit < 30 || out.history_limit > 10_000) {
     // Below 30 a run cannot finish one wait; above 10,000 Temporal warns about the history size.
     throw new ConfigError('history_limit', `must be between 30 and 10000 events, got ${out.history_limit}`);
+  }
+  if (out.fence_after !== 0 && out.fence_after <= 2 * out.lease_s) {
+    // A worker that dies is replaced and re-attaches within lease_s: that must never fence. The
+    // default follows a long lease; a fence_after given explicitly is refused.
+    if (!explicit.has('fence_after')) out.fence_after = 4 * out.lease_s;
+    else throw new ConfigError('fence_after', `must be 0 (off) or longer than 2 x lease_s (${2 * out.lease_s}s), got ${out.fence_after}s`);
   }
   if (out.max_cached_workflows < 10) throw new ConfigError('max_cached_workflows', `must be at least 10, got ${out.max_cached_workflows}`);
   return out;

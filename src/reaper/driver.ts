@@ -32,7 +32,14 @@ export function mergeReports(a: SweepReport | null, b: SweepReport): SweepReport
     requeued: [...a.requeued, ...b.requeued],
     locks_released: a.locks_released + b.locks_released,
     timestamp: a.timestamp,
+    ...(a.fence_waiting || b.fence_waiting ? { fence_waiting: mergeWaits(a.fence_waiting ?? [], b.fence_waiting ?? []) } : {}),
   };
+}
+
+/** Each waiting ghost once, as the latest batch saw it. */
+function mergeWaits<T extends { id: string }>(a: T[], b: T[]): T[] {
+  const ids = new Set(b.map((w) => w.id));
+  return [...a.filter((w) => !ids.has(w.id)), ...b];
 }
 
 export async function driveSweep(steps: SweepSteps, overrides: SweepOverrides = {}, maxBatches = MAX_SWEEP_BATCHES): Promise<SweepReport> {

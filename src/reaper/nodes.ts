@@ -8,7 +8,10 @@ import { attemptKey, isAttemptToken, isSignallablePid, isStartTime } from '../co
 import type { ShellPool } from '../shell/pool';
 import {
   ATTEMPT_DIR_RE,
+  fencedListCommand,
   killCommand,
+  parseFencedList,
+  type FencedAttempt,
   listTaskProcsCommand,
   pingCommand,
   pruneListCommand,
@@ -86,6 +89,8 @@ export interface CleanupResult {
   /** True when nothing stale is left running. */
   clean: boolean;
   error: string | null;
+  /** Attempts whose watchdog fenced them while the node was cut off (read from their directories). */
+  fenced?: FencedAttempt[];
 }
 
 /**
@@ -103,14 +108,16 @@ export async function cleanupStaleProcesses(pool: ShellPool, node: NodeRow, curr
     const { procs, bootId } = parseTaskProcs(out.stdout);
     const live = procs.filter((p) => p.state !== 'Z');
     const stale = live.filter((p) => !cur.has(attemptKey(p.task, p.attempt, p.token)));
+    const f = await shell.exec(fencedListCommand(workDirOf(node)), { timeoutMs: 30_000 });
+    const fenced = parseFencedList(f.stdout, workDirOf(node));
     if (stale.length === 0 || !bootId)
-      return { node: node.name, found: stale.length, killed: [], clean: stale.length === 0, error: bootId ? null : 'no boot id' };
+      return { node: node.name, found: stale.length, killed: [], clean: stale.length === 0, error: bootId ? null : 'no boot id', fenced };
     const targets = stale.map((p) => ({ pid: p.pid, starttime: p.starttime }));
     const k = await shell.exec(killCommand(bootId, graceS, targets), { timeoutMs: (graceS + 30) * 1000 });
     const res = new Map(parseKillOutput(k.stdout).map((r) => [r.pid, r.outcome]));
     const killed = stale.map((p) => ({ task: p.task, attempt: p.attempt, pid: p.pid, outcome: res.get(p.pid) ?? 'unknown' }));
     const clean = killed.every((x) => x.outcome !== 'still-alive' && x.outcome !== 'unknown');
-    return { node: node.name, found: stale.length, killed, clean, error: null };
+    return { node: node.name, found: stale.length, killed, clean, error: null, fenced };
   } catch (e) {
     return { node: node.name, found: 0, killed: [], clean: false, error: (e as Error).message };
   }

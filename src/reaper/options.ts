@@ -27,5 +27,7 @@ export function sweepOptions(cfg: DispatchConfig, o: SweepOverrides = {}): Sweep
     leaseS: cfg.lease_s,
     killGraceS: cfg.kill_grace,
     notifyUrl: cfg.notify_on_clean && cfg.webhook_url ? cfg.webhook_url : null,
+    fenceAfterS: cfg.fence_after,
+    heartbeatRecordS: cfg.heartbeat_record_interval,
   };
 }

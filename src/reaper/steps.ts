@@ -11,7 +11,7 @@ import type { Store } from '../store/store';
 import { driveSweep, summarize, type SweepSteps } from './driver';
 import { sweepOptions, type SweepOverrides } from './options';
 import { applySweep, killGhosts, planSweep, type GhostKill, type SweepPlan, type SweepReport } from './sweep';
-import { stopGhostWorkflows, temporalInspector } from './temporal';
+import { stopGhostWorkflows, temporalInspector, temporalLeaseAcks } from './temporal';
 
 export interface SweepDbDeps {
   store: Store;
@@ -25,7 +25,8 @@ export interface SweepDbDeps {
 
 export function planStep(deps: SweepDbDeps, overrides: SweepOverrides): Promise<SweepPlan> {
   const inspect = deps.client ? temporalInspector(deps.client) : undefined;
-  return planSweep(deps.store, sweepOptions(deps.config, overrides), inspect);
+  const acks = deps.client ? temporalLeaseAcks(deps.client) : undefined;
+  return planSweep(deps.store, sweepOptions(deps.config, overrides), inspect, Date.now(), acks);
 }
 
 /** Books the batch, restarts the workflows of requeued tasks, and logs a line when it did something. */

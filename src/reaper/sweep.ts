@@ -11,6 +11,7 @@ import { identifyWithBootCommand, killCommand } from '../shell/scripts';
 import { parseKillOutput } from '../shell/status';
 import type { Store } from '../store/store';
 import { parseIdentify, processNamesTask } from './identify';
+import { fenceFallsAtMs } from './fence';
 import { decideGhost, isLegacyRow, type GhostRule, type WorkflowState } from './rules';
 
 export interface SweepOptions {
@@ -27,6 +28,17 @@ export interface SweepOptions {
   killGraceS: number;
   /** POST the report here after a sweep that cleaned something; null = off. */
   notifyUrl: string | null;
+  /** The configured fence_after (0 = off) and the slice length, for tasks on unreachable nodes. */
+  fenceAfterS: number;
+  heartbeatRecordS: number;
+}
+
+/** A ghost on an unreachable node left alone until its attempt has certainly fenced itself. */
+export interface FenceWait {
+  id: string;
+  node: string | null;
+  /** When a new attempt may start (ISO). */
+  falls_at: string;
 }
 
 export interface GhostPlan {
@@ -46,6 +58,8 @@ export interface SweepPlan {
   timestamp: string;
   options: SweepOptions;
   ghosts: GhostPlan[];
+  /** Not in `ghosts`: their batch would only plan them again. */
+  fenceWaiting?: FenceWait[];
 }
 
 export interface GhostKill {
@@ -64,19 +78,35 @@ export interface SweepReport {
   ghosts: { id: string; rule: string; node: string | null; pid: number | null; kill: string; note?: string; action: string }[];
   requeued: string[];
   locks_released: number;
+  /** Ghosts on unreachable nodes waiting for their fence before they may run again (ghost_action requeue). */
+  fence_waiting?: FenceWait[];
 }
 
 export type Inspect = (workflowIds: string[]) => Promise<Map<string, WorkflowState>>;
 
 const noInspect: Inspect = async (ids) => new Map(ids.map((i) => [i, 'unknown' as WorkflowState]));
 
+/** The supervise activity's last acknowledged lease refresh (ms) per workflow id, where Temporal knows it. */
+export type LeaseAcks = (workflowIds: string[]) => Promise<Map<string, number | null>>;
+
 /** Phase 1: find ghosts. Reads only dispatched/running rows (an index range), never the whole table. */
-export async function planSweep(store: Store, o: SweepOptions, inspect: Inspect = noInspect, nowMs = Date.now()): Promise<SweepPlan> {
+export async function planSweep(
+  store: Store,
+  o: SweepOptions,
+  inspect: Inspect = noInspect,
+  nowMs = Date.now(),
+  leaseAcks?: LeaseAcks,
+): Promise<SweepPlan> {
   const rows = store.activeRows({ project: o.project, ids: o.ids });
   const nodes = new Map(store.listNodes().map((n) => [n.name, n]));
   const wfIds = rows.filter((r) => r.workflow_id).map((r) => r.workflow_id!);
   const states = wfIds.length ? await inspect(wfIds) : new Map<string, WorkflowState>();
   const ghosts: GhostPlan[] = [];
+  const fenceWaiting: FenceWait[] = [];
+  const fenceTimes = { killGraceS: o.killGraceS, leaseS: o.leaseS, heartbeatRecordS: o.heartbeatRecordS, fenceAfterS: o.fenceAfterS };
+  // The supervisors' acks, asked only for the rows that may need them (requeue on an unreachable node).
+  const needAck = o.action === 'requeue' ? rows.filter((r) => r.workflow_id && r.node && nodes.get(r.node)?.status === 'offline') : [];
+  const acks = needAck.length && leaseAcks ? await leaseAcks(needAck.map((r) => r.workflow_id!)) : new Map<string, number | null>();
   for (const row of rows) {
     if (ghosts.length >= o.batch) break;
     const node = row.node ? (nodes.get(row.node) ?? null) : null;
@@ -95,6 +125,16 @@ export async function planSweep(store: Store, o: SweepOptions, inspect: Inspect 
       pid !== null && isStartTime(row.proc_starttime) && isBootId(row.boot_id)
         ? { pid, starttime: row.proc_starttime, bootId: row.boot_id }
         : null;
+    let canRequeue = !isLegacyRow(row) && !!row.command && (row.attempts ?? 0) < o.maxAttempts;
+    if (canRequeue && o.action === 'requeue' && node?.status === 'offline') {
+      // Its process may still run on the cut-off node: a new attempt waits until it has fenced itself.
+      const falls = fenceFallsAtMs(row, fenceTimes, row.workflow_id ? (acks.get(row.workflow_id) ?? null) : null);
+      if (falls === null) canRequeue = false;
+      else if (nowMs < falls) {
+        fenceWaiting.push({ id: row.id, node: row.node, falls_at: new Date(falls).toISOString() });
+        continue;
+      }
+    }
     ghosts.push({
       id: row.id,
       rule,
@@ -104,10 +144,10 @@ export async function planSweep(store: Store, o: SweepOptions, inspect: Inspect 
       identity,
       legacy: isLegacyRow(row),
       workflow,
-      canRequeue: !isLegacyRow(row) && !!row.command && (row.attempts ?? 0) < o.maxAttempts,
+      canRequeue,
     });
   }
-  return { timestamp: new Date(nowMs).toISOString(), options: o, ghosts };
+  return { timestamp: new Date(nowMs).toISOString(), options: o, ghosts, ...(fenceWaiting.length ? { fenceWaiting } : {}) };
 }
 
 /**
@@ -200,6 +240,7 @@ export function applySweep(store: Store, plan: SweepPlan, kills: Record<string, 
     ghosts: [],
     requeued: [],
     locks_released: 0,
+    ...(plan.fenceWaiting?.length ? { fence_waiting: plan.fenceWaiting } : {}),
   };
   for (const g of plan.ghosts) {
     const k = kills[g.id] ?? { outcome: 'not-signalled' };

@@ -2,7 +2,8 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { signalReap } from '../client/tasks';
 import { taskWorkflowId } from '../common/constants';
-import type { Inspect, SweepPlan } from './sweep';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { Inspect, LeaseAcks, SweepPlan } from './sweep';
 import type { WorkflowState } from './rules';
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -31,6 +32,29 @@ export function temporalInspector(client: Client): Inspect {
       }
     });
     return new Map(ids.map((id, k) => [id, states[k]!]));
+  };
+}
+
+/**
+ * The supervise activity's record of the last lease refresh its node acknowledged (heartbeat
+ * details `leaseAckAt`, ms), per workflow; null where the workflow, the activity or the record is
+ * missing, or Temporal could not be asked.
+ */
+export function temporalLeaseAcks(client: Client): LeaseAcks {
+  return async (ids) => {
+    const acks = await mapLimit(ids, 20, async (id): Promise<number | null> => {
+      try {
+        const d = await client.workflow.getHandle(id).describe();
+        const act = (d.raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'supervise');
+        const payload = act?.heartbeatDetails?.payloads?.[0];
+        if (!payload) return null;
+        const details = defaultPayloadConverter.fromPayload(payload) as { leaseAckAt?: unknown } | null;
+        return typeof details?.leaseAckAt === 'number' && Number.isFinite(details.leaseAckAt) ? details.leaseAckAt : null;
+      } catch {
+        return null;
+      }
+    });
+    return new Map(ids.map((id, k) => [id, acks[k]!]));
   };
 }
 

@@ -16,13 +16,13 @@ interface Pending {
 
 const CHUNK = 200;
 
-/** "probe <pid> <start> boot=.. alive=.. status=.." lines -> verdict per "pid:start". */
+/** "probe <pid> <start> boot=.. alive=.. [lease=..] status=.." lines -> verdict per "pid:start". */
 export function parseProbeMany(out: string): Map<string, ProbeVerdict> {
   const res = new Map<string, ProbeVerdict>();
   for (const line of out.split('\n')) {
-    const m = /^probe ([0-9]+) ([0-9]+) boot=(same|changed) alive=([01]) status=(.*)$/.exec(line);
+    const m = /^probe ([0-9]+) ([0-9]+) boot=(same|changed) alive=([01])(?: lease=([01]))? status=(.*)$/.exec(line);
     if (!m) continue;
-    const kv = `boot=${m[3]}\nalive=${m[4]}\n${m[5] === '-' ? '' : `status=${m[5]}`}`;
+    const kv = `boot=${m[3]}\nalive=${m[4]}\n${m[5] ? `lease=${m[5]}\n` : ''}${m[6] === '-' ? '' : `status=${m[6]}`}`;
     res.set(`${m[1]}:${m[2]}`, decideProbe(kv));
   }
   return res;

@@ -36,6 +36,7 @@ function load(name: string): string {
 }
 
 const RUNNER = load('runner.sh');
+const WATCHDOG = load('watchdog.sh');
 const LAUNCH = load('launch.sh');
 const PROBE = load('probe.sh');
 const PROBE_MANY = load('probe-many.sh');
@@ -43,6 +44,7 @@ const KILL = load('kill.sh');
 const IDENTIFY = load('identify.sh');
 const LIST_TASK_PROCS = load('list-task-procs.sh');
 const PRUNE_LIST = load('prune-list.sh');
+const FENCED_LIST = load('fenced-list.sh');
 const PRUNE_RM = load('prune-rm.sh');
 const PING = load('ping.sh');
 const BOOT_SUFFIX = load('boot-suffix.sh').trimEnd();
@@ -85,6 +87,47 @@ export function identifyCommand(pids: readonly number[]): string {
   return buildCommand(IDENTIFY, 'dispatch-identify', [...pids]);
 }
 
+/** fenced-list.sh: the attempt directories under workDir whose watchdog fenced them. */
+export function fencedListCommand(workDir: string): string {
+  return buildCommand(FENCED_LIST, 'dispatch-fenced-list', [workDir]);
+}
+
+/** An attempt a watchdog fenced, as fenced-list.sh reports it. */
+export interface FencedAttempt {
+  task: string;
+  attempt: number;
+  token: string | null;
+  /** Epoch seconds, the node's clock. */
+  fencedAt: number;
+  leaseAgeS: number | null;
+}
+
+/** Parses fenced-list.sh output; lines that are not attempt directories under workDir are ignored. */
+export function parseFencedList(out: string, workDir: string): FencedAttempt[] {
+  const res: FencedAttempt[] = [];
+  for (const line of out.split('\n')) {
+    const m = /^fenced (-|[0-9a-f]{32}) (\S+) (\{.*\})$/.exec(line.trim());
+    if (!m || !m[2]!.startsWith(`${workDir}/`)) continue;
+    const d = ATTEMPT_DIR_RE.exec(m[2]!.slice(workDir.length + 1));
+    if (!d || !isValidTaskId(d[1])) continue;
+    let j: { fenced_at?: unknown; lease_age_s?: unknown };
+    try {
+      j = JSON.parse(m[3]!);
+    } catch {
+      continue;
+    }
+    if (typeof j.fenced_at !== 'number' || !Number.isSafeInteger(j.fenced_at)) continue;
+    res.push({
+      task: d[1]!,
+      attempt: Number(d[2]),
+      token: m[1] === '-' ? null : m[1]!,
+      fencedAt: j.fenced_at,
+      leaseAgeS: typeof j.lease_age_s === 'number' ? j.lease_age_s : null,
+    });
+  }
+  return res;
+}
+
 /** identifyCommand, then "boot <boot id>" from the same login shell (boot-suffix.sh). */
 export function identifyWithBootCommand(pids: readonly number[]): string {
   return `${identifyCommand(pids)}; ${BOOT_SUFFIX}`;
@@ -107,12 +150,31 @@ export const ATTEMPT_DIR_RE = /^([^/]+)\/attempt-([0-9]+)(?:\.([0-9a-f]{12}))?$/
  * launch.sh, with runner.sh as its $RUNNER. `token` is the attempt's token; '' only for an attempt
  * dispatched before tokens existed.
  */
-export function launchCommand(dir: string, taskId: string, attempt: number, command: string, hasSpec: boolean, token = ''): string {
+export function launchCommand(
+  dir: string,
+  taskId: string,
+  attempt: number,
+  command: string,
+  hasSpec: boolean,
+  token = '',
+  fence: FenceSettings = NO_FENCE,
+): string {
   if (!isValidTaskId(taskId)) throw new Error(`unsafe task id ${JSON.stringify(taskId)}`);
   if (token !== '' && !isAttemptToken(token)) throw new Error(`invalid attempt token ${JSON.stringify(token)}`);
-  const script = `RUNNER=${shq(RUNNER)}\n${LAUNCH}`;
-  return buildCommand(script, 'dispatch-launch', [dir, taskId, attempt, command, hasSpec ? 1 : 0, token]);
+  const fenceS = Math.ceil(fence.afterS);
+  const graceS = Math.ceil(fence.graceS);
+  if (!Number.isSafeInteger(fenceS) || fenceS < 0 || !Number.isSafeInteger(graceS) || graceS < 0)
+    throw new Error(`invalid fence settings ${JSON.stringify(fence)}`);
+  const script = `RUNNER=${shq(RUNNER)}\nWATCHDOG=${shq(WATCHDOG)}\n${LAUNCH}`;
+  return buildCommand(script, 'dispatch-launch', [dir, taskId, attempt, command, hasSpec ? 1 : 0, token, fenceS, graceS]);
 }
+
+/** The self-fence of each attempt launched: fence_after (0 = no watchdog) and kill_grace, seconds. */
+export interface FenceSettings {
+  afterS: number;
+  graceS: number;
+}
+export const NO_FENCE: FenceSettings = { afterS: 0, graceS: 10 };
 
 /** probe.sh: is the recorded process still the one we launched? */
 export function probeCommand(id: Pick<ProcessIdentity, 'dir' | 'pid' | 'starttime' | 'bootId'>): string {

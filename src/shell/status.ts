@@ -10,6 +10,8 @@ export interface WrapperStatus {
   startedAt: number | null;
   /** The attempt token the wrapper was started with; null for wrappers from before tokens. */
   token: string | null;
+  /** Set when the attempt's watchdog fenced it (epoch seconds, the node's clock). */
+  fencedAt: number | null;
 }
 
 /** Parses status.json as the wrapper writes it; null (never a throw) for anything malformed. */
@@ -42,6 +44,7 @@ export function parseWrapperStatus(text: string): WrapperStatus | null {
     exitCode,
     startedAt: typeof r.started_at === 'number' ? r.started_at : null,
     token,
+    fencedAt: typeof r.fenced_at === 'number' && Number.isSafeInteger(r.fenced_at) ? r.fenced_at : null,
   };
 }
 
@@ -55,15 +58,24 @@ export function parseKv(out: string): Map<string, string> {
   return m;
 }
 
-export type ProbeVerdict = { state: 'running' } | { state: 'exited'; exitCode: number } | { state: 'vanished'; detail: string };
+export type ProbeVerdict =
+  /** leaseRefreshed: the probe renewed the attempt's lease, so its watchdog will not fence it yet. */
+  | { state: 'running'; leaseRefreshed?: boolean }
+  /** fencedAt: the attempt's watchdog stopped it (epoch seconds, the node's clock). */
+  | { state: 'exited'; exitCode: number; fencedAt?: number }
+  | { state: 'vanished'; detail: string };
 
 /** Decides from a probe's output. Exit code recorded wins; otherwise alive or vanished. */
 export function decideProbe(out: string): ProbeVerdict {
   const kv = parseKv(out);
   const st = kv.has('status') ? parseWrapperStatus(kv.get('status')!) : null;
-  if (st?.state === 'exited' && st.exitCode !== null) return { state: 'exited', exitCode: st.exitCode };
+  if (st?.state === 'exited' && st.exitCode !== null)
+    return st.fencedAt !== null
+      ? { state: 'exited', exitCode: st.exitCode, fencedAt: st.fencedAt }
+      : { state: 'exited', exitCode: st.exitCode };
   if (kv.get('boot') === 'changed') return { state: 'vanished', detail: 'node rebooted' };
-  if (kv.get('alive') === '1') return { state: 'running' };
+  if (kv.get('alive') === '1')
+    return kv.has('lease') ? { state: 'running', leaseRefreshed: kv.get('lease') === '1' } : { state: 'running' };
   if (kv.get('alive') === '0') return { state: 'vanished', detail: 'process is gone and recorded no exit code (killed or crashed)' };
   throw new Error(`unexpected probe output: ${out.slice(0, 200)}`);
 }

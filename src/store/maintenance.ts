@@ -28,6 +28,15 @@ export type ReaperRun = { id: number; at: string; kind: string; report: string }
 
 type CurrentRow = { id: string; attempts: number; attempt_token: string | null };
 
+/** An attempt a watchdog fenced, as node recovery found it (see src/shell/scripts.ts FencedAttempt). */
+export interface FencedRecord {
+  task: string;
+  attempt: number;
+  token: string | null;
+  fencedAt: number;
+  leaseAgeS: number | null;
+}
+
 export class Maintenance {
   private readonly s;
 
@@ -53,6 +62,9 @@ export class Maintenance {
           AND t.status IN ('dispatched', 'running') AND t.attempts = l.attempt)`),
       releaseStaleLocks: d.prepare(`DELETE FROM file_locks WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = file_locks.task_id
           AND t.status IN ('dispatched', 'running') AND t.attempts = file_locks.attempt)`),
+      fencedEvent: d.prepare(`SELECT 1 FROM events WHERE task_id = ? AND attempt = ? AND kind = 'attempt_fenced' LIMIT 1`),
+      markFenced: d.prepare(`UPDATE tasks SET fenced_attempt = @attempt, fenced_at = @at
+        WHERE id = @id AND (fenced_attempt IS NULL OR fenced_attempt <= @attempt)`),
       insertReaperRun: d.prepare(`INSERT INTO reaper_runs (at, kind, report) VALUES (?, ?, ?)`),
       reaperRuns: d.prepare(`SELECT * FROM reaper_runs ORDER BY id DESC LIMIT ?`),
       queuedDependencies: d.prepare(`SELECT id, depends_on FROM tasks WHERE status = 'queued'`),
@@ -117,6 +129,28 @@ export class Maintenance {
       const locksReleased = this.s.releaseStaleLocks.run().changes;
       return { drift: b.drift, locksReleased };
     });
+  }
+
+  /**
+   * Books attempts that fenced themselves on `node`: one attempt_fenced event each (once), and the
+   * row's fenced_attempt / fenced_at. A directory whose token is not the row's, for its current
+   * attempt, is an earlier life of the task id and is not booked. Returns how many were new.
+   */
+  recordFencedAttempts(node: string, fenced: FencedRecord[]): number {
+    let n = 0;
+    this.ctx.tx(() => {
+      for (const f of fenced) {
+        const row = this.tasks.getTask(f.task);
+        if (!row || f.attempt > (row.attempts ?? 0)) continue;
+        if (f.attempt === row.attempts && row.attempt_token && f.token !== row.attempt_token) continue;
+        if (this.s.fencedEvent.get(f.task, f.attempt)) continue;
+        const at = new Date(f.fencedAt * 1000).toISOString();
+        this.ctx.event(f.task, f.attempt, EventKind.attemptFenced, { node, fenced_at: at, lease_age_s: f.leaseAgeS });
+        this.s.markFenced.run({ id: f.task, attempt: f.attempt, at });
+        n++;
+      }
+    });
+    return n;
   }
 
   recordReaperRun(kind: string, report: unknown): void {

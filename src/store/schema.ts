@@ -100,6 +100,17 @@ export const MIGRATIONS: Migration[] = [
       addMissingColumns(db, 'tasks', [['attempt_token', 'TEXT']]);
     },
   },
+  {
+    version: 3,
+    name: 'self-fencing: the fence each attempt enforces, and the last attempt that fenced itself',
+    up(db) {
+      addMissingColumns(db, 'tasks', [
+        ['fence_after_s', 'INTEGER'],
+        ['fenced_attempt', 'INTEGER'],
+        ['fenced_at', 'TEXT'],
+      ]);
+    },
+  },
 ];
 
 export function migrate(db: Database.Database): number[] {

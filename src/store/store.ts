@@ -9,7 +9,7 @@ import type { NodeRow, ProcessIdentity, TaskRow, TaskSpec } from '../common/type
 import { Allocation, type AllocationResult } from './allocation';
 import { StoreContext } from './context';
 import { backupDatabase, type BackupReport } from './backup';
-import { Maintenance, type ReaperRun, type SeenRow, type SlotDrift } from './maintenance';
+import { Maintenance, type FencedRecord, type ReaperRun, type SeenRow, type SlotDrift } from './maintenance';
 import { Nodes, type NodeInput } from './nodes';
 import { openDatabase, type StoreOptions } from './open';
 import { registerRawHandle } from './raw';
@@ -153,6 +153,10 @@ export class Store {
 
   reconcileSlots(): SlotDrift {
     return this.#maintenance.reconcileSlots();
+  }
+
+  recordFencedAttempts(node: string, fenced: FencedRecord[]): number {
+    return this.#maintenance.recordFencedAttempts(node, fenced);
   }
 
   recordReaperRun(kind: string, report: unknown): void {

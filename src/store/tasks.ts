@@ -50,7 +50,7 @@ export class Tasks {
         VALUES (@id, @project, 'queued', @priority, @seq, @depends_on, @modifies, @command, @spec_body, @spec_hash,
           @executor, @max_runtime_s, @pin_node, 0, 0, @workflow_id, @now, @now)`),
       markRunning: d.prepare(`UPDATE tasks SET status = 'running', pid = @pid, proc_starttime = @starttime, boot_id = @boot_id,
-          run_dir = @dir, started_at = @now, last_heartbeat = @now, updated_at = @now
+          run_dir = @dir, started_at = @now, last_heartbeat = @now, updated_at = @now, fence_after_s = @fence_after_s
         WHERE id = @id AND attempts = @attempt AND status = 'dispatched' AND node = @node`),
       heartbeat: d.prepare(`UPDATE tasks SET last_heartbeat = @now, updated_at = @now
         WHERE id = @id AND attempts = @attempt AND status = 'running'`),
@@ -142,6 +142,7 @@ export class Tasks {
         starttime: identity.starttime,
         boot_id: identity.bootId,
         dir: identity.dir,
+        fence_after_s: identity.fenceAfterS ?? null,
         now: nowIso(),
       });
       if (r.changes === 1) {

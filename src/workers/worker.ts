@@ -108,7 +108,10 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           taskQueue: TASK_QUEUE,
           ...deploymentOptions(opts),
           ...workflowSource(opts.workflowBundle),
-          activities: { ...createNodeActivities({ pool }), ...createReaperNodeActivities({ pool, client }) },
+          activities: {
+            ...createNodeActivities({ pool, fence: { afterS: opts.config.fence_after, graceS: opts.config.kill_grace } }),
+            ...createReaperNodeActivities({ pool, client }),
+          },
           // Supervising activities are long and mostly idle: one per running task.
           maxConcurrentActivityTaskExecutions: 5000,
           maxHeartbeatThrottleInterval: throttle,

@@ -15,13 +15,15 @@ test('parseProbeMany reads one verdict per pid:starttime and ignores junk lines'
     'probe 10 111 boot=same alive=1 status=-',
     'probe 11 222 boot=same alive=0 status={"pid":11,"starttime":"222","boot_id":"00000000-0000-0000-0000-000000000000","state":"exited","exit_code":4}',
     'probe 12 333 boot=changed alive=0 status=-',
+    'probe 14 555 boot=same alive=1 lease=1 status=-',
     'garbage probe 13 444',
   ].join('\n');
   const m = parseProbeMany(out);
   assert.deepEqual(m.get('10:111'), { state: 'running' });
   assert.deepEqual(m.get('11:222'), { state: 'exited', exitCode: 4 });
   assert.equal(m.get('12:333')?.state, 'vanished');
-  assert.equal(m.size, 3);
+  assert.deepEqual(m.get('14:555'), { state: 'running', leaseRefreshed: true });
+  assert.equal(m.size, 4);
 });
 
 test('probes of many tasks on one node that arrive together cost one shell session', async () => {
@@ -42,7 +44,8 @@ test('probes of many tasks on one node that arrive together cost one shell sessi
     const verdicts = await Promise.all(ids.map((id) => batcher.probe(node, id)));
     assert.equal(sh.sessionsOpened - before, 1);
     assert.deepEqual(verdicts[0], { state: 'exited', exitCode: 2 });
-    for (const v of verdicts.slice(1)) assert.deepEqual(v, { state: 'running' });
+    // A live process's probe also renewed its lease (the watchdog's, src/shell/scripts/watchdog.sh).
+    for (const v of verdicts.slice(1)) assert.deepEqual(v, { state: 'running', leaseRefreshed: true });
   } finally {
     for (const id of ids.slice(1)) {
       try {

@@ -17,6 +17,8 @@ const OPTIONS: SweepOptions = {
   leaseS: 30,
   killGraceS: 10,
   notifyUrl: 'http://127.0.0.1:9/hook',
+  fenceAfterS: 600,
+  heartbeatRecordS: 300,
 };
 
 function ghost(id: string): GhostPlan {

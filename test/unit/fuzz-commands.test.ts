@@ -213,13 +213,23 @@ describe('fuzz: node command builder', () => {
     );
   });
 
-  test('launchCommand always sends the fixed launch script with dir, task id, attempt, command, the spec flag and the attempt token as its only arguments', () => {
+  test('launchCommand always sends the fixed launch script with dir, task id, attempt, command, the spec flag, the attempt token and the fence settings as its only arguments', () => {
     const token = fc.oneof(fc.constant(''), fc.stringMatching(/^[0-9a-f]{32}$/));
+    const fence = fc.record({ afterS: fc.nat({ max: 100_000 }), graceS: fc.nat({ max: 600 }) });
     fc.assert(
-      fc.property(anyArgString, validId, fc.nat(), anyArgString, fc.boolean(), token, (dir, id, attempt, command, hasSpec, tok) => {
-        const cmd = launchCommand(dir, id, attempt, command, hasSpec, tok);
-        assertCommandShape(cmd, REF.launch, 'dispatch-launch', [dir, id, attempt, command, hasSpec ? 1 : 0, tok]);
-      }),
+      fc.property(
+        anyArgString,
+        validId,
+        fc.nat(),
+        anyArgString,
+        fc.boolean(),
+        token,
+        fence,
+        (dir, id, attempt, command, hasSpec, tok, f) => {
+          const cmd = launchCommand(dir, id, attempt, command, hasSpec, tok, f);
+          assertCommandShape(cmd, REF.launch, 'dispatch-launch', [dir, id, attempt, command, hasSpec ? 1 : 0, tok, f.afterS, f.graceS]);
+        },
+      ),
       RUNS,
     );
   });

@@ -291,6 +291,8 @@ const sweepOptions: fc.Arbitrary<SweepOptions> = fc.record({
   leaseS: fc.constant(30),
   killGraceS: fc.constantFrom(0, 10),
   notifyUrl: fc.constant(null),
+  fenceAfterS: fc.constantFrom(0, 600),
+  heartbeatRecordS: fc.constant(300),
 });
 
 /** Replaces the tasks table's rows with these, through raw SQL; returns what SQLite actually stored. */

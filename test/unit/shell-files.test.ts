@@ -48,6 +48,7 @@ describe('node scripts as shell files', () => {
   test('the script directory holds every script the builders load', () => {
     const expected = [
       'boot-suffix',
+      'fenced-list',
       'identify',
       'kill',
       'launch',
@@ -58,6 +59,7 @@ describe('node scripts as shell files', () => {
       'prune-list',
       'prune-rm',
       'runner',
+      'watchdog',
     ];
     assert.deepEqual(files, expected.map((n) => `${n}.sh`).sort());
     const ts = readFileSync(path.join(ROOT, 'src/shell/scripts.ts'), 'utf8');
@@ -142,7 +144,7 @@ describe('node scripts as shell files', () => {
     }
     const id = { dir: '/r', pid: 2, starttime: '1', bootId: REF_BOOT };
     const launch = scriptOf(launchCommand('/r/t/attempt-1', 't', 1, 'true', false));
-    assert.equal(launch, `RUNNER=${shq(body('runner.sh'))}\n${body('launch.sh')}`);
+    assert.equal(launch, `RUNNER=${shq(body('runner.sh'))}\nWATCHDOG=${shq(body('watchdog.sh'))}\n${body('launch.sh')}`);
     assert.equal(scriptOf(probeCommand(id)), body('probe.sh'));
     assert.equal(scriptOf(probeManyCommand([id])), body('probe-many.sh'));
     assert.equal(scriptOf(killCommand(REF_BOOT, 1, [{ pid: 2, starttime: '1' }])), body('kill.sh'));

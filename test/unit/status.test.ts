@@ -30,6 +30,7 @@ describe('parseWrapperStatus', () => {
       exitCode: null,
       startedAt: 1_700_000_000,
       token: null,
+      fencedAt: null,
     });
   });
 

@@ -21,6 +21,10 @@ export function taskJson(t: ReturnType<Store['listTasks']>[number]) {
     reaped_count: t.reaped_count,
     updated_at: t.updated_at,
     finished_at: t.finished_at,
+    /** The fence this attempt's watchdog enforces (null: none), and the last attempt that fenced itself. */
+    fence_after_s: t.fence_after_s ?? null,
+    fenced_attempt: t.fenced_attempt ?? null,
+    fenced_at: t.fenced_at ?? null,
   };
 }
 

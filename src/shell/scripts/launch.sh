@@ -7,23 +7,30 @@
 # never trusted and never deleted: this attempt launches into "DIR.<first 12 hex of TOKEN>" instead.
 # An empty TOKEN (an attempt dispatched before tokens existed) trusts the directory.
 #
-# Arguments: DIR TASK ATTEMPT CMD HAS_SPEC TOKEN
+# Arguments: DIR TASK ATTEMPT CMD HAS_SPEC TOKEN FENCE_S GRACE_S
 #   DIR       the attempt directory, <work dir>/<task>/attempt-<n>
 #   TASK      the task id (DISPATCH_TASK)
 #   ATTEMPT   the attempt number (DISPATCH_ATTEMPT)
 #   CMD       the task's shell command, written to DIR/command
 #   HAS_SPEC  1: stdin is the spec, saved as DIR/spec.md; 0: no spec
 #   TOKEN     32 hex digits, or '' for an attempt dispatched before tokens existed
-# Also $RUNNER: the text of runner.sh, which launchCommand assigns in front of this script.
+#   FENCE_S   fence_after in whole seconds: a watchdog (watchdog.sh) stops the task when no probe has
+#             refreshed DIR/lease for that long; 0 starts no watchdog
+#   GRACE_S   kill_grace for the watchdog's TERM, grace, KILL
+# Also $RUNNER and $WATCHDOG: the texts of runner.sh and watchdog.sh, which launchCommand assigns in
+# front of this script.
 #
 # Output lines:
 #   untrusted=<dir>    only when DIR was passed over because it does not hold TOKEN
 #   launched|existing  whether this call started the runner or found this attempt's directory
 #   dir=<dir>          the directory in use (DIR or DIR.<12 hex>)
+#   fence_after=<s>    the fence this attempt's watchdog enforces (0: none), as its first launch set it
 #   status=<json>      the runner's status.json
 #   error=<message>    instead of the lines it cannot print; exit 3 (no parent), 4 (no status), 5 (untrusted)
 set -u
-dir=$1; task=$2; attempt=$3; cmd=$4; has_spec=$5; token=$6
+dir=$1; task=$2; attempt=$3; cmd=$4; has_spec=$5; token=$6; fence=${7:-0}; grace=${8:-10}
+case "$fence" in ''|*[!0-9]*) echo "error=bad FENCE_S"; exit 6 ;; esac
+case "$grace" in ''|*[!0-9]*) echo "error=bad GRACE_S"; exit 6 ;; esac
 umask 077
 mkdir -p -- "${dir%/*}" || { echo "error=cannot create ${dir%/*}"; exit 3; }
 # claim D: 0 = created it (token written first), 1 = it exists and is this attempt's, 2 = it is not
@@ -49,6 +56,9 @@ fi
 if [ $rc -eq 0 ]; then
   if [ "$has_spec" = 1 ]; then cat > "$dir/spec.md"; fi
   printf '%s\n' "$cmd" > "$dir/command"
+  # The first lease is the launch itself; fence_after is fixed for the attempt's life.
+  read -r up _ < /proc/uptime; printf '%s\n' "${up%%.*}" > "$dir/lease"
+  printf '%s\n' "$fence" > "$dir/fence_after"
   abs=$(cd -- "$dir" && pwd -P)
   DISPATCH_TASK=$task DISPATCH_ATTEMPT=$attempt DISPATCH_ATTEMPT_TOKEN=$token DISPATCH_DIR=$abs DISPATCH_SPEC=$abs/spec.md \
     setsid sh -c "$RUNNER" dispatch-runner "$abs" "$task" "$attempt" "$token" < /dev/null > /dev/null 2>&1 &
@@ -59,4 +69,17 @@ fi
 echo "dir=$dir"
 i=0
 while [ ! -s "$dir/status.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-if [ -s "$dir/status.json" ]; then printf 'status='; cat "$dir/status.json"; else echo "error=no status.json after launch"; exit 4; fi
+if [ ! -s "$dir/status.json" ]; then echo "error=no status.json after launch"; exit 4; fi
+fa=0
+if [ -s "$dir/fence_after" ]; then read -r fa < "$dir/fence_after"; fi
+if [ $rc -eq 0 ] && [ "$fa" -gt 0 ]; then
+  # The watchdog learns the runner's identity from status.json; a session of its own, no task env.
+  st=$(cat "$dir/status.json")
+  wpid=$(printf '%s' "$st" | sed -n 's/.*"pid":\([0-9][0-9]*\).*/\1/p')
+  wstart=$(printf '%s' "$st" | sed -n 's/.*"starttime":"\([0-9][0-9]*\)".*/\1/p')
+  if [ -n "$wpid" ] && [ -n "$wstart" ]; then
+    setsid sh -c "$WATCHDOG" dispatch-watchdog "$(cd -- "$dir" && pwd -P)" "$wpid" "$wstart" "$fa" "$grace" < /dev/null > /dev/null 2>&1 &
+  fi
+fi
+echo "fence_after=$fa"
+printf 'status='; cat "$dir/status.json"
