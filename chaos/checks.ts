@@ -25,6 +25,8 @@ export interface AttemptRecord {
   state: string | null;
   exitCode: number | null;
   endedAt: number | null;
+  /** When its watchdog fenced it (epoch s, from DIR/fenced), or null. */
+  fencedAt: number | null;
 }
 
 export function readAttemptRecords(ctx: ChaosCtx): AttemptRecord[] {
@@ -57,7 +59,14 @@ export function readAttemptRecords(ctx: ChaosCtx): AttemptRecord[] {
           state: null,
           exitCode: null,
           endedAt: null,
+          fencedAt: null,
         };
+        try {
+          const f = JSON.parse(fs.readFileSync(path.join(dir, 'fenced'), 'utf8')) as Record<string, unknown>;
+          rec.fencedAt = typeof f.fenced_at === 'number' ? f.fenced_at : null;
+        } catch {
+          // not fenced
+        }
         try {
           const s = JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
           rec.hasStatus = true;
@@ -83,6 +92,10 @@ export interface CheckResult {
   double_runs: number;
   wrongly_killed: number;
   stray_processes: number;
+  /** Attempts that fenced themselves while their node was cut off (expected > 0 with partitions). */
+  fenced: number;
+  /** Attempts that fenced themselves while their node was reachable: must be 0. */
+  wrongly_fenced: number;
   recovery_s: { min: number | null; median: number | null; max: number | null; samples: number[] };
   details: Record<string, unknown>;
   info: Record<string, unknown>;
@@ -119,6 +132,10 @@ export const DEFINITIONS: Record<string, string> = {
     'tasks with two different attempts alive at the same moment: seen together in one /proc sample, or whose status.json intervals [started_at, ended_at | last seen alive] certainly overlap (second-resolution stamps: a.start+1 <= b.end and b.start+1 <= a.end)',
   wrongly_killed:
     "attempts (status.json records) that were killed - the wrapper never recorded an exit code, or recorded one >= 128 (a signal), and the process is gone - although none of these excuses holds: (a) the task got an acknowledged `dispatch cancel` while this attempt was alive, (b) the task was a forced ghost and this attempt was alive when the fault was applied, (c) a partition of the attempt's node overlapped the attempt's life, (d) it reached its runtime cap (last seen alive >= started_at + max_runtime_s - 2 s). A kill by another dispatch deployment on the same host counts too (killed_by names it): a deployment must never touch processes outside its own work dir",
+  fenced:
+    'attempts whose watchdog fenced them (DIR/fenced) at a moment when a partition of their node was in force: proof that a cut-off node stops its own work (expected > 0 when partitions outlast fence_after)',
+  wrongly_fenced:
+    'attempts whose watchdog fenced them at any other moment, i.e. while their node was reachable by its supervisor (between a partition start and 10 s after its end counts as cut off)',
   stray_processes:
     'live (non-zombie) processes with DISPATCH_TASK in their environment and DISPATCH_DIR under this run, after the settle period (15 s grace)',
   recovery_s:
@@ -257,6 +274,21 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
     wrong.push(entry);
   }
   details.wrongly_killed = wrong;
+
+  // ---- fenced, and wrongly fenced
+  const fencedOk: string[] = [];
+  const fencedWrong: Record<string, unknown>[] = [];
+  for (const r of mine) {
+    if (r.fencedAt === null) continue;
+    const ms = r.fencedAt * 1000;
+    const cut = ctx.outages.some(
+      (o) => o.kind === 'partition' && o.node === r.node && ms >= o.fromMs - 1000 && ms <= (o.toMs ?? Date.now()) + 10_000,
+    );
+    if (cut) fencedOk.push(`${r.task}#${r.attempt}`);
+    else fencedWrong.push({ task: r.task, attempt: r.attempt, node: r.node, fenced_at: new Date(ms).toISOString() });
+  }
+  details.fenced = fencedOk;
+  details.wrongly_fenced = fencedWrong;
   info.killed_and_excused = killedExcused;
 
   // ---- recovery
@@ -329,6 +361,8 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
     double_runs: dbl.size,
     wrongly_killed: wrong.length,
     stray_processes: strays.length,
+    fenced: fencedOk.length,
+    wrongly_fenced: fencedWrong.length,
     recovery_s: recovery,
     details,
     info,

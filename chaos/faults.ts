@@ -289,7 +289,11 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
   // The node with the most active tasks, so the node-offline rule has something to find.
   const load = (n: SshNode) => runningOn(ctx, n.name).length;
   const node = free.sort((a, b) => load(b) - load(a) || a.name.localeCompare(b.name))[0]!;
-  const minMs = ctx.rng.float(25_000, 40_000);
+  // Longer than fence_after + kill_grace + the reaper's margin: the cut-off tasks fence themselves,
+  // and the reaper requeues them while the node is still away.
+  const fenceS = (ctx.cfg.fence_after || 0) + ctx.cfg.kill_grace + 30;
+  // (+ one slice on a worker that had not supervised the task: its record starts at that slice.)
+  const minMs = ctx.rng.float(Math.max(25_000, (fenceS + 35) * 1000), Math.max(40_000, (fenceS + 50) * 1000));
   ctx.busyNodes.add(node.name);
   const before = runningOn(ctx, node.name);
   const o: Outage = { node: node.name, kind: 'partition', fromMs: Date.now(), toMs: null, offlineAtMs: null, onlineAgainAtMs: null };
@@ -310,16 +314,20 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
     if (off) {
       // A sweep while it is away: its active rows are node-offline ghosts.
       await triggerReaper(ctx, 'schedule');
+      // With requeue they wait for their fence first.
+      const bookMs = Math.max(30_000, minMs - (Date.now() - o.fromMs) - 2000);
       const reaped = await poll(
         () => {
           const left = runningOn(ctx, node.name);
           return left.length === 0 ? true : null;
         },
-        30_000,
+        bookMs,
         500,
       );
       const rules = before.map((id) => `${id}:${ctx.reapedRule(id) ?? ctx.task(id)?.status}`);
-      ctx.log(`  active rows on ${node.name} ${reaped ? 'all booked' : 'NOT all booked after 30s'}: ${rules.join(' ') || '(none)'}`);
+      ctx.log(
+        `  active rows on ${node.name} ${reaped ? 'all booked' : `NOT all booked after ${(bookMs / 1000).toFixed(0)}s`}: ${rules.join(' ') || '(none)'}`,
+      );
     }
     const left = o.fromMs + minMs - Date.now();
     if (left > 0) await sleep(left);
@@ -410,7 +418,8 @@ async function victim(ctx: ChaosCtx, rule: string): Promise<string | null> {
     id: `gh-${rule}-${++ghostSeq}`,
     kind: 'ghost',
     sleepS: 240,
-    command: 'echo "ghost victim $DISPATCH_TASK"; sleep 240',
+    // ghost_action requeue runs a reaped ghost again: a later attempt ends at once.
+    command: 'echo "ghost victim $DISPATCH_TASK"; [ "$DISPATCH_ATTEMPT" -ge 2 ] && exit 0; sleep 240',
     submitAtMs: now - ctx.t0,
     priority: 1,
     dependsOn: [],

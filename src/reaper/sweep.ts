@@ -244,7 +244,10 @@ export function applySweep(store: Store, plan: SweepPlan, kills: Record<string, 
   };
   for (const g of plan.ghosts) {
     const k = kills[g.id] ?? { outcome: 'not-signalled' };
-    const requeue = o.action === 'requeue' && g.canRequeue;
+    // Run it again only when its process is proven gone, or cut off behind a fence that has fallen
+    // (planSweep let an unreachable one through only then): a process nobody signalled may still
+    // run (a launch without a recorded pid), and a second copy must never start beside it.
+    const requeue = o.action === 'requeue' && g.canRequeue && (GONE.has(k.outcome) || k.outcome === 'unreachable');
     const entry = {
       id: g.id,
       rule: g.rule,
