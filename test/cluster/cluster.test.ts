@@ -113,7 +113,10 @@ describe('on a two-process Temporal cluster over mTLS', () => {
       { encoding: 'utf8' },
     );
     assert.notEqual(noCert.status, 0);
-    assert.match(noCert.stderr, /certificate required/);
+    // The server's "certificate required" alert may race the client's first write (broken pipe).
+    assert.match(noCert.stderr, /failed reaching server: .*(certificate required|broken pipe|connection reset|EOF)/);
+    // The same call with the client certificate answers.
+    assert.match(tc.temporal(['operator', 'cluster', 'health']), /SERVING/);
   });
 
   test("a profile's address and TLS settings are used, and --address overrides the address", async () => {
