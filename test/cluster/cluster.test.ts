@@ -185,8 +185,13 @@ describe('on a two-process Temporal cluster over mTLS', () => {
   ] as const) {
     test(`killing ${label} loses nothing`, async () => {
       const ids = [1, 2, 3].map((k) => `kill${which}-${k}`);
-      for (const id of ids) await c.cliOk(['submit', '--id', id, '--command', 'sleep 12']);
-      for (const id of ids) await c.waitStatus(id, 'running', 120_000);
+      for (const id of ids) await c.cliOk(['submit', '--id', id, '--command', 'sleep 40']);
+      // Running when the server is killed (long enough that none ends while the others start).
+      for (const id of ids) await c.waitTask(id, (t) => t.status === 'running' || t.status === 'completed', 'running', 120_000);
+      assert.ok(
+        ids.some((id) => c.task(id)?.status === 'running'),
+        'tasks are running when the server is killed',
+      );
       const actions = reaperActions();
       tc.kill9(which);
       if (which === 1) {
