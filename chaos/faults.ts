@@ -289,6 +289,26 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
   // The node with the most active tasks, so the node-offline rule has something to find.
   const load = (n: SshNode) => runningOn(ctx, n.name).length;
   const node = free.sort((a, b) => load(b) - load(a) || a.name.localeCompare(b.name))[0]!;
+  if (load(node) === 0) {
+    // Nothing runs there yet: a partition with no task on the node would prove no fence. A task
+    // pinned to it, whose later attempts end at once.
+    const t: PlannedTask = {
+      id: `gh-partition-${++ghostSeq}`,
+      kind: 'ghost',
+      sleepS: 300,
+      command: 'echo "partition victim $DISPATCH_TASK"; [ "$DISPATCH_ATTEMPT" -ge 2 ] && exit 0; sleep 300',
+      submitAtMs: Date.now() - ctx.t0,
+      priority: 1,
+      dependsOn: [],
+      modifies: [],
+      maxRuntimeS: null,
+      pinNode: node.name,
+      cancelAfterMs: null,
+      expect: 'completed',
+    };
+    ctx.log(`  no active task on ${node.name}: submitting ${t.id} pinned to it`);
+    if (await submitTask(ctx, t)) await poll(() => ctx.task(t.id)?.status === 'running', 60_000, 300);
+  }
   // Longer than fence_after + kill_grace + the reaper's margin: the cut-off tasks fence themselves,
   // and the reaper requeues them while the node is still away.
   const fenceS = (ctx.cfg.fence_after || 0) + ctx.cfg.kill_grace + 30;

@@ -1,5 +1,6 @@
 /**
- * The quick chaos profile in every test run: workers, the Temporal server and a node (a partition
+ * The quick chaos profile as a test (npm run test:chaos; not yet part of npm test, see the note in
+ * README): workers, the Temporal server and a node (a partition
  * that outlasts fence_after, with ghost_action requeue) are killed while tasks run; the run exits
  * non-zero if a must-be-zero figure (lost, leaked_slots, double_runs, wrongly_killed,
  * stray_processes, wrongly_fenced) is not zero or the run fell short of what it must prove (no
