@@ -287,30 +287,29 @@ register() {
   done
 }
 
-write_profile() {
+# profile NAME SERVER: one temporal.toml profile for a server's frontend, with the client certificate
+profile() {
   local c=$DIR/certs
-  cat >"$DIR/temporal.toml" <<EOF
-# Written by scripts/temporal-cluster.sh: dispatch --profile cluster, temporal --profile cluster.
-[profile.cluster]
-address = "127.0.0.1:$(frontend_port 1)"
+  cat <<EOF
+
+[profile.$1]
+address = "127.0.0.1:$(frontend_port "$2")"
 namespace = "$NAMESPACE"
 
-[profile.cluster.tls]
-client_cert_path = "$c/client.pem"
-client_key_path = "$c/client.key"
-server_ca_cert_path = "$c/ca.pem"
-server_name = "localhost"
-
-[profile.second]
-address = "127.0.0.1:$(frontend_port 2)"
-namespace = "$NAMESPACE"
-
-[profile.second.tls]
+[profile.$1.tls]
 client_cert_path = "$c/client.pem"
 client_key_path = "$c/client.key"
 server_ca_cert_path = "$c/ca.pem"
 server_name = "localhost"
 EOF
+}
+
+write_profile() {
+  {
+    echo "# Written by scripts/temporal-cluster.sh: dispatch --profile cluster, temporal --profile cluster."
+    profile cluster 1
+    profile second 2
+  } >"$DIR/temporal.toml"
 }
 
 stop_server() {
