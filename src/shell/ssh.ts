@@ -153,12 +153,20 @@ export class SshShell implements NodeShell {
         ch.stderr.on('data', (b: Buffer) => errb.push(b));
         let code: number | null = null;
         let signal: string | null = null;
+        let exited = false;
         ch.on('exit', (c: number | null, s?: string) => {
+          exited = true;
           code = c;
           signal = s ?? null;
         });
         ch.on('close', () => {
           if (timer) clearTimeout(timer);
+          if (!exited) {
+            // The connection went before the command reported how it ended: its outcome is
+            // unknown (a launch may have started its process), which is not a failure of the command.
+            reject(new NodeUnreachableError(this.name, 'connection lost before the command finished'));
+            return;
+          }
           resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errb).toString('utf8') });
         });
         ch.end(opts.stdin ?? '');
