@@ -2,7 +2,7 @@
  * Activities on the `dispatch-db` queue: the only code that writes dispatch.db. Only the worker on
  * the machine that holds the file polls this queue, so one process writes the database.
  */
-import { TaskStatus } from '../common/constants';
+import { EventKind, TaskStatus } from '../common/constants';
 import { log } from '@temporalio/activity';
 import { ActivityFailure } from '../common/failures';
 import { ApplicationFailure } from '@temporalio/common';
@@ -65,6 +65,12 @@ export function createDbActivities(deps: { store: Store; allocator: AllocationTr
     async markRunning(identity: ProcessIdentity): Promise<{ applied: boolean; status: string | null }> {
       const r = store.markRunning(identity);
       return { applied: r.applied, status: r.row?.status ?? null };
+    },
+
+    /** A launch lost contact with its node: booked as an event while the workflow waits out the fence. */
+    async recordLaunchLost(taskId: string, attempt: number, detail: Record<string, unknown>): Promise<void> {
+      store.event(taskId, attempt, EventKind.launchLost, detail);
+      log.warn('launch lost contact with its node', { task: taskId, attempt, ...detail });
     },
 
     async recordHeartbeat(taskId: string, attempt: number): Promise<{ applied: boolean }> {

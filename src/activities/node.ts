@@ -3,6 +3,7 @@
  * number of workers on any machine can run them.
  */
 import { Context, log } from '@temporalio/activity';
+import { LAUNCH_TRY_S } from '../common/constants';
 import { ActivityFailure } from '../common/failures';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { NodeConfigError, NodeUnreachableError } from '../common/errors';
@@ -22,6 +23,11 @@ export interface LaunchInput {
   specBody: string | null;
   /** The attempt's token from the row; absent only for attempts dispatched before tokens. */
   token?: string;
+  /**
+   * Epoch ms after which a try that cannot reach the node gives up for good (the workflow's clock
+   * when it scheduled the launch, plus launch_timeout). Absent: Temporal's own timeout ends the tries.
+   */
+  deadlineMs?: number;
 }
 
 export interface SuperviseInput {
@@ -34,6 +40,14 @@ export interface SuperviseInput {
 }
 
 export type SuperviseResult = ProbeVerdict;
+
+/** Details of a launch try that could not reach its node (failure type NodeUnreachable). */
+export interface LaunchLostDetails {
+  /** fence_after of the watchdog such a try would have started, seconds; 0: none. */
+  fenceAfterS: number;
+  /** The grace between that watchdog's TERM and KILL, seconds. */
+  killGraceS: number;
+}
 
 export interface KillInput {
   node: NodeRow;
@@ -85,8 +99,20 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
       const cmd = launchCommand(planned, input.taskId, input.attempt, input.command, input.specBody !== null, token, fence);
       let out;
       try {
-        out = await shellOf(input.node).exec(cmd, { stdin: input.specBody ?? '', timeoutMs: 30_000 });
+        out = await shellOf(input.node).exec(cmd, { stdin: input.specBody ?? '', timeoutMs: LAUNCH_TRY_S * 1000 });
       } catch (e) {
+        if (e instanceof NodeUnreachableError) {
+          // The try may have reached the node and started the process before contact was lost: the
+          // workflow needs this worker's fence to know when such a process has certainly stopped.
+          const lost: LaunchLostDetails = { fenceAfterS: fence.afterS, killGraceS: fence.graceS };
+          const last = input.deadlineMs !== undefined && Date.now() >= input.deadlineMs;
+          throw ApplicationFailure.create({
+            message: last ? `${e.message} (gave up: launch_timeout reached)` : e.message,
+            type: ActivityFailure.nodeUnreachable,
+            details: [lost],
+            nonRetryable: last,
+          });
+        }
         nodeFailure(e);
       }
       const kv = parseKv(out.stdout);

@@ -25,6 +25,8 @@ export function taskWorkflowInput(spec: TaskSpec, cfg: DispatchConfig): TaskWork
       heartbeatRecordS: cfg.heartbeat_record_interval,
       queuePollS: cfg.queue_poll_interval,
       historyLimit: cfg.history_limit,
+      launchTimeoutS: cfg.launch_timeout,
+      fenceAfterS: cfg.fence_after,
     },
   };
 }

@@ -41,6 +41,11 @@ export const EventKind = {
   attemptFenced: 'attempt_fenced',
   /** The reaper left a ghost on an unreachable node until its fence has fallen. */
   fenceWaiting: 'fence_waiting',
+  /**
+   * A launch lost contact with its node before it answered: a process may have started there. The
+   * attempt is given up only once its fence has fallen (or failed outright when fencing is off).
+   */
+  launchLost: 'launch_lost',
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
@@ -83,6 +88,15 @@ export const HEARTBEAT_RECORD_S_DEFAULT = 300;
 export const FENCE_AFTER_S_DEFAULT = 600;
 /** Added to fence_after + kill_grace before a task on an unreachable node may run again. */
 export const FENCE_MARGIN_S = 30;
+/**
+ * launch_timeout: how long a launch keeps retrying a node it cannot reach before the attempt is
+ * given up, seconds. Every try that reaches the node starts or finds the same process (the launch
+ * is idempotent per attempt directory), so no try can start a process later than this after the
+ * launch began: the fence of a dispatched attempt is counted from there.
+ */
+export const LAUNCH_TIMEOUT_S_DEFAULT = 300;
+/** One launch try's own timeout, seconds: a try begun just before launch_timeout ends within it. */
+export const LAUNCH_TRY_S = 30;
 
 export const SEARCH_ATTRIBUTES = {
   project: 'TaskProject',

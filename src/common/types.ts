@@ -29,6 +29,10 @@ export interface TaskRuntimeOptions {
   queuePollS?: number;
   /** Continue as new before a run's history passes this many events (absent: 8000 while running). */
   historyLimit?: number;
+  /** How long a launch retries an unreachable node, seconds (absent: LAUNCH_TIMEOUT_S_DEFAULT). */
+  launchTimeoutS?: number;
+  /** The submitter's fence_after, seconds: used when a lost launch does not report its worker's. */
+  fenceAfterS?: number;
 }
 
 export interface TaskWorkflowInput {

@@ -13,6 +13,7 @@ import {
   REAP_BATCH_DEFAULT,
   STALE_S_DEFAULT,
   FENCE_AFTER_S_DEFAULT,
+  LAUNCH_TIMEOUT_S_DEFAULT,
 } from '../common/constants';
 import { parseDurationSeconds } from '../common/duration';
 import { ConfigError, UserError } from '../common/errors';
@@ -78,6 +79,12 @@ export interface DispatchConfig {
    * 0 turns fencing off (node-offline ghosts are then failed, never requeued). @default 600
    */
   fence_after: number;
+  /**
+   * How long a launch keeps retrying a node it cannot reach before the attempt is given up. A
+   * launch that lost contact may have started its process: the attempt is requeued only once that
+   * process has certainly fenced itself. At least 30 s (one try's own timeout). @default 300
+   */
+  launch_timeout: number;
 }
 
 export const CONFIG_DEFAULTS: DispatchConfig = {
@@ -104,6 +111,7 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   queue_poll_interval: 300,
   history_limit: 2000,
   fence_after: FENCE_AFTER_S_DEFAULT,
+  launch_timeout: LAUNCH_TIMEOUT_S_DEFAULT,
 };
 
 type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'duration0' | 'url' | 'action' | 'executors' | 'factory';
@@ -131,6 +139,7 @@ const KEYS: Record<keyof DispatchConfig, Kind> = {
   queue_poll_interval: 'duration',
   history_limit: 'posint',
   fence_after: 'duration0',
+  launch_timeout: 'duration',
 };
 /** Seed spellings accepted as aliases. */
 const ALIASES: Record<string, keyof DispatchConfig> = { check_interval_cycles: 'check_interval' };
@@ -245,6 +254,8 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     if (!explicit.has('fence_after')) out.fence_after = 4 * out.lease_s;
     else throw new ConfigError('fence_after', `must be 0 (off) or longer than 2 x lease_s (${2 * out.lease_s}s), got ${out.fence_after}s`);
   }
+  if (out.launch_timeout < 30)
+    throw new ConfigError('launch_timeout', `must be at least 30s (one try's own timeout), got ${out.launch_timeout}s`);
   if (out.max_cached_workflows < 10) throw new ConfigError('max_cached_workflows', `must be at least 10, got ${out.max_cached_workflows}`);
   return out;
 }

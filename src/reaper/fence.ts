@@ -6,7 +6,7 @@
  * with ours: the watchdog measures on the node, and we count on ours from our record of the ack).
  * Pure: no I/O.
  */
-import { FENCE_MARGIN_S, TaskStatus } from '../common/constants';
+import { FENCE_MARGIN_S, LAUNCH_TIMEOUT_S_DEFAULT, LAUNCH_TRY_S, TaskStatus } from '../common/constants';
 import type { TaskRow } from '../common/types';
 import { parseTime } from './rules';
 
@@ -16,6 +16,8 @@ export interface FenceTimes {
   heartbeatRecordS: number;
   /** The configured fence_after, for a dispatched row whose launch may have started a watchdog. */
   fenceAfterS: number;
+  /** The configured launch_timeout: no launch try starts a process later than this after dispatch. */
+  launchTimeoutS?: number;
 }
 
 /**
@@ -38,6 +40,14 @@ export function fenceFallsAtMs(row: TaskRow, t: FenceTimes, leaseAckAtMs: number
     // one lease after the last recorded heartbeat (the slice records it at its end).
     const hb = parseTime(row.last_heartbeat);
     base = hb === null ? null : hb + (t.heartbeatRecordS + t.leaseS) * 1000;
+  }
+  if (dispatched) {
+    // Not yet running: a try of its launch may still start the process (and write its first lease)
+    // until launch_timeout (plus one try) after the dispatch; an earlier attempt's times say nothing.
+    const at = Math.max(parseTime(row.dispatched_at) ?? -Infinity, parseTime(row.updated_at) ?? -Infinity);
+    return Number.isFinite(at)
+      ? at + ((t.launchTimeoutS ?? LAUNCH_TIMEOUT_S_DEFAULT) + LAUNCH_TRY_S + fence + t.killGraceS + FENCE_MARGIN_S) * 1000
+      : null;
   }
   if (launched !== null) base = Math.max(base ?? launched, launched);
   if (base === null) return null;

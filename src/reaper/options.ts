@@ -29,5 +29,6 @@ export function sweepOptions(cfg: DispatchConfig, o: SweepOverrides = {}): Sweep
     notifyUrl: cfg.notify_on_clean && cfg.webhook_url ? cfg.webhook_url : null,
     fenceAfterS: cfg.fence_after,
     heartbeatRecordS: cfg.heartbeat_record_interval,
+    launchTimeoutS: cfg.launch_timeout,
   };
 }

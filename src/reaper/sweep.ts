@@ -31,6 +31,8 @@ export interface SweepOptions {
   /** The configured fence_after (0 = off) and the slice length, for tasks on unreachable nodes. */
   fenceAfterS: number;
   heartbeatRecordS: number;
+  /** The configured launch_timeout (absent in inputs from before it existed: the default). */
+  launchTimeoutS?: number;
 }
 
 /** A ghost on an unreachable node left alone until its attempt has certainly fenced itself. */
@@ -103,7 +105,13 @@ export async function planSweep(
   const states = wfIds.length ? await inspect(wfIds) : new Map<string, WorkflowState>();
   const ghosts: GhostPlan[] = [];
   const fenceWaiting: FenceWait[] = [];
-  const fenceTimes = { killGraceS: o.killGraceS, leaseS: o.leaseS, heartbeatRecordS: o.heartbeatRecordS, fenceAfterS: o.fenceAfterS };
+  const fenceTimes = {
+    killGraceS: o.killGraceS,
+    leaseS: o.leaseS,
+    heartbeatRecordS: o.heartbeatRecordS,
+    fenceAfterS: o.fenceAfterS,
+    launchTimeoutS: o.launchTimeoutS,
+  };
   // The supervisors' acks, asked only for the rows that may need them (requeue on an unreachable node).
   const needAck = o.action === 'requeue' ? rows.filter((r) => r.workflow_id && r.node && nodes.get(r.node)?.status === 'offline') : [];
   const acks = needAck.length && leaseAcks ? await leaseAcks(needAck.map((r) => r.workflow_id!)) : new Map<string, number | null>();

@@ -20,7 +20,9 @@ export type AttemptOutcome =
   | { kind: 'exited'; exitCode: number }
   | { kind: 'vanished'; detail: string }
   | { kind: 'runtime-exceeded'; maxRuntimeS: number }
-  | { kind: 'launch-failed'; detail: string };
+  | { kind: 'launch-failed'; detail: string }
+  /** The launch lost contact and nothing fences what it may have started: failed, never requeued. */
+  | { kind: 'launch-lost'; detail: string };
 
 export interface FinishResult extends FenceResult {
   /** Where the task went: completed, failed or queued (retry). */
@@ -185,8 +187,10 @@ export class Tasks {
           error = `exit code ${outcome.exitCode} ${of}`;
         } else if (outcome.kind === 'vanished') error = `process vanished: ${outcome.detail} ${of}`;
         else if (outcome.kind === 'launch-failed') error = `launch failed: ${outcome.detail} ${of}`;
+        else if (outcome.kind === 'launch-lost')
+          error = `launch lost contact with its node: ${outcome.detail}; fencing is off, so it is not run again (its process may still run there) ${of}`;
         else error = `max_runtime exceeded: killed after ${outcome.maxRuntimeS}s`;
-        const retryable = outcome.kind !== 'runtime-exceeded';
+        const retryable = outcome.kind !== 'runtime-exceeded' && outcome.kind !== 'launch-lost';
         status = retryable && attempt < maxAttempts ? TaskStatus.queued : TaskStatus.failed;
       }
       const r = this.s.finish.run({ id: taskId, attempt, status, exit_code: exitCode, error, now: nowIso() });

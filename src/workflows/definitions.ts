@@ -50,6 +50,11 @@ export interface QueuedResume {
 export const Patch = {
   /** Queue poll from options.queuePollS, continue-as-new while queued, history_limit while running. */
   boundedHistory: 'bounded-history-v1',
+  /**
+   * A launch that lost contact with its node (its outcome unknown) is given up only once the process
+   * it may have started has fenced itself; with no fence, the task fails instead of running again.
+   */
+  launchLostFence: 'launch-lost-fence-v1',
 } as const;
 
 /** The allocator gave this task a slot (the register activity's answer may carry it instead). */

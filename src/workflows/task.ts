@@ -18,12 +18,22 @@ import {
   proxyLocalActivities,
   setHandler,
   sleep,
+  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DbActivities } from '../activities/db';
-import type { NodeActivities, SuperviseResult } from '../activities/node';
-import { ACTIVITY_LIVENESS_TIMEOUT, DB_TASK_QUEUE, TASK_QUEUE, TaskStatus } from '../common/constants';
+import type { LaunchLostDetails, NodeActivities, SuperviseResult } from '../activities/node';
+import {
+  ACTIVITY_LIVENESS_TIMEOUT,
+  DB_TASK_QUEUE,
+  FENCE_AFTER_S_DEFAULT,
+  FENCE_MARGIN_S,
+  LAUNCH_TIMEOUT_S_DEFAULT,
+  TASK_QUEUE,
+  TaskStatus,
+} from '../common/constants';
+import { ActivityFailure as ActivityFailureType } from '../common/failures';
 import { TaskNodeKey, TaskPriorityKey, TaskProjectKey, TaskStatusKey } from '../common/search-attributes';
 import type { Assignment, NodeRow, ProcessIdentity, TaskWorkflowInput } from '../common/types';
 import {
@@ -72,7 +82,8 @@ function nodeActivities(options: TaskWorkflowInput['options']) {
   // launch is idempotent per attempt directory, so it finds the same process.
   const launch: NodeActivity<'launch'> = proxyLocalActivities<NodeActivities>({
     startToCloseTimeout: '1m',
-    scheduleToCloseTimeout: '5m',
+    // A backstop: the launch input's deadline ends the tries at launch_timeout.
+    scheduleToCloseTimeout: `${(options.launchTimeoutS ?? LAUNCH_TIMEOUT_S_DEFAULT) + 60}s`,
     retry: { initialInterval: '1s', maximumInterval: '15s' },
   }).launch;
   const kill: NodeActivity<'kill'> = proxyActivities<NodeActivities>({
@@ -92,6 +103,23 @@ function nodeActivities(options: TaskWorkflowInput['options']) {
   return { launch, kill, supervise };
 }
 
+/**
+ * The details of a launch that could not tell whether it started its process (its node went away
+ * mid-launch, or the tries ran out of time): null details when the failure carried none; undefined
+ * when the launch failed for a known reason (nothing was started).
+ */
+function launchLost(e: unknown): LaunchLostDetails | null | undefined {
+  // A local activity's failure may reach the workflow wrapped (ActivityFailure) or as it was thrown.
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    if (c instanceof TimeoutFailure) return null;
+    if (c instanceof ApplicationFailure && c.type === ActivityFailureType.nodeUnreachable) {
+      const d = c.details?.[0] as Partial<LaunchLostDetails> | undefined;
+      return typeof d?.fenceAfterS === 'number' ? { fenceAfterS: d.fenceAfterS, killGraceS: Number(d.killGraceS) || 0 } : null;
+    }
+  }
+  return undefined;
+}
+
 /** One run of a task workflow: its state, what signals told it, and its named steps. */
 class TaskRun {
   readonly state: TaskState;
@@ -105,6 +133,8 @@ class TaskRun {
   private node: NodeRow | null;
   private launchedAtMs: number;
   private firstSlice: Slice | null = null;
+  /** The attempt whose lost launch is being waited out (dispatched, no identity). */
+  private pendingAttempt: number | null = null;
 
   constructor(
     private readonly input: TaskWorkflowInput,
@@ -257,12 +287,23 @@ class TaskRun {
     // Not cancellable, so a cancel during launch still learns whom to kill.
     try {
       this.state.identity = await CancellationScope.nonCancellable(() =>
-        this.act.launch({ node, taskId: spec.id, attempt: a.attempt, command: spec.command, specBody: spec.specBody, token: a.token }),
+        this.act.launch({
+          node,
+          taskId: spec.id,
+          attempt: a.attempt,
+          command: spec.command,
+          specBody: spec.specBody,
+          token: a.token,
+          deadlineMs: Date.now() + (options.launchTimeoutS ?? LAUNCH_TIMEOUT_S_DEFAULT) * 1000,
+        }),
       );
     } catch (e) {
       if (isCancellation(e)) throw e;
       const detail = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
-      const fin = await db.finishAttempt(spec.id, a.attempt, { kind: 'launch-failed', detail }, options.maxAttempts);
+      let outcome: Outcome = { kind: 'launch-failed', detail };
+      const lost = launchLost(e);
+      if (lost !== undefined && patched(Patch.launchLostFence)) outcome = await this.waitOutLostLaunch(a, lost, detail);
+      const fin = await db.finishAttempt(spec.id, a.attempt, outcome, options.maxAttempts);
       if (fin.status === TaskStatus.queued) return false;
       this.state.error = fin.error ?? detail;
       this.setStatus(fin.status ?? TaskStatus.failed);
@@ -287,6 +328,32 @@ class TaskRun {
     this.firstSlice = { scope, slice };
     this.setStatus(TaskStatus.running, a.node);
     return true;
+  }
+
+  /**
+   * The launch lost contact before its node answered: a try may have started the process there, and
+   * its watchdog stops it fence_after after the lease that launch wrote, which was no later than now.
+   * Waits that out (cancellable: a cancel books the dispatched attempt) and gives up the attempt; with
+   * no fence nothing bounds that process, so the task fails rather than run a second copy.
+   */
+  private async waitOutLostLaunch(a: Assignment, lost: LaunchLostDetails | null, detail: string): Promise<Outcome> {
+    const fenceS = lost?.fenceAfterS ?? this.options.fenceAfterS ?? FENCE_AFTER_S_DEFAULT;
+    const graceS = Math.max(lost?.killGraceS ?? 0, this.options.killGraceS);
+    if (!(fenceS > 0)) {
+      await db.recordLaunchLost(this.spec.id, a.attempt, { node: a.node, error: detail, fence_after_s: 0 });
+      return { kind: 'launch-lost', detail };
+    }
+    const waitS = fenceS + graceS + FENCE_MARGIN_S;
+    await db.recordLaunchLost(this.spec.id, a.attempt, {
+      node: a.node,
+      error: detail,
+      fence_after_s: fenceS,
+      falls_at: new Date(Date.now() + waitS * 1000).toISOString(),
+    });
+    this.pendingAttempt = a.attempt;
+    await sleep(waitS * 1000);
+    this.pendingAttempt = null;
+    return { kind: 'launch-failed', detail: `${detail}; given up once its fence had fallen (${waitS}s)` };
   }
 
   private superviseSlice(node: NodeRow, identity: ProcessIdentity): Promise<SuperviseResult> {
@@ -375,6 +442,7 @@ class TaskRun {
         this.setStatus('reaped');
         return;
       }
+      if (!id && this.pendingAttempt !== null) this.state.error += ' (its lost launch fences itself on the node)';
       const r = await db.cancelTask(this.spec.id, id ? this.state.attempt : null, this.state.error);
       this.state.identity = null;
       this.setStatus(r.applied ? TaskStatus.cancelled : (r.status ?? 'unknown'));

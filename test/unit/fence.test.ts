@@ -30,8 +30,22 @@ describe('fence', () => {
     assert.equal(fenceFallsAtMs(row({ fence_after_s: null }), T, base), null);
     assert.equal(fenceFallsAtMs(row({ fence_after_s: 0 }), T, base), null);
     // a dispatched row may have launched with the configured fence; with fencing off it has none
-    assert.notEqual(fenceFallsAtMs(row({ status: 'dispatched', fence_after_s: null }), T, null), null);
+    assert.notEqual(fenceFallsAtMs(row({ status: 'dispatched', fence_after_s: null, updated_at: at(0) }), T, null), null);
     assert.equal(fenceFallsAtMs(row({ status: 'dispatched', fence_after_s: null }), { ...T, fenceAfterS: 0 }, null), null);
+  });
+
+  test('a dispatched attempt counts from its dispatch plus launch_timeout, not from an earlier attempt', () => {
+    const d = row({
+      status: 'dispatched',
+      started_at: at(0),
+      last_heartbeat: at(10),
+      dispatched_at: at(1000),
+      updated_at: at(1000),
+      fence_after_s: null,
+    });
+    assert.equal(fenceFallsAtMs(d, { ...T, launchTimeoutS: 300 }, null), base + (1000 + 300 + 30 + 610 + FENCE_MARGIN_S) * 1000);
+    assert.equal(fenceFallsAtMs(d, T, null), base + (1000 + 300 + 30 + 610 + FENCE_MARGIN_S) * 1000);
+    assert.equal(fenceFallsAtMs({ ...d, dispatched_at: null, updated_at: null }, T, null), null);
   });
 
   test('fence_after: 0 turns it off; otherwise it must be longer than 2 x lease_s', () => {
@@ -40,5 +54,7 @@ describe('fence', () => {
     assert.equal(compileConfig({ fence_after: '15m' }, {}).fence_after, 900);
     assert.throws(() => compileConfig({ fence_after: 50, lease_s: 30 }, {}), /fence_after.*2 x lease_s/);
     assert.throws(() => compileConfig({ fence_after: -1 }, {}), /fence_after/);
+    assert.equal(compileConfig({}, {}).launch_timeout, 300);
+    assert.throws(() => compileConfig({ launch_timeout: 10 }, {}), /launch_timeout.*at least 30s/);
   });
 });
