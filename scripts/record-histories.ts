@@ -10,7 +10,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startCluster, sleep } from '../test/helpers/cluster';
+import { nodeAddArgs, startCluster, sleep } from '../test/helpers/cluster';
+import { startSshd } from '../test/helpers/sshd';
 import { rawDb } from '../test/helpers/raw-db';
 import { temporalBin } from '../test/helpers/temporal';
 import { Store } from '../src/store/store';
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
   const c = await startCluster({
     nodes: 1,
     slots: 2,
-    config: { lease_s: 3, kill_grace: 1, heartbeat_record_interval: 20 },
+    config: { lease_s: 3, kill_grace: 1, heartbeat_record_interval: 20, fence_after: 8 },
     env: { TASK_MAX_REQUEUE: '2' },
   });
   const recorded: string[] = [];
@@ -150,6 +151,23 @@ async function main(): Promise<void> {
       const first = (await c.client.workflow.getHandle(id).describe()).raw.workflowExecutionInfo?.firstRunId;
       if (first) show(id, name, first);
     }
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+
+    // A launch that cannot reach its node: its outcome is unknown, so the attempt is given up only
+    // once the fence of what it may have started has fallen; then it runs on the other node.
+    const dead = await startSshd('dead', { baseDir: c.dir });
+    c.nodes.push(dead);
+    await c.cliOk(nodeAddArgs(dead, 1));
+    await dead.stop();
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, launch_timeout: 30 }));
+    await c.cliOk(['node', 'drain', 'n1']);
+    await c.cliOk(['submit', '--id', 'launch-lost', '--command', 'true']);
+    await c.waitTask('launch-lost', (t) => t.status === 'dispatched' && t.node === 'dead', 'dispatched to the dead node');
+    await c.cliOk(['node', 'drain', 'dead']);
+    await c.cliOk(['node', 'resume', 'n1']);
+    await c.waitStatus('launch-lost', 'completed', 240_000);
+    await closed('task-launch-lost');
+    show('task-launch-lost', 'task-launch-lost-then-run-again');
     writeFileSync(cfgFile, JSON.stringify(cfg));
 
     for (const [type, id] of [
