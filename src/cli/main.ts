@@ -1,13 +1,16 @@
 /** The `dispatch` command line. User mistakes exit 2 with one line on stderr, no stack. */
 import { Command, CommanderError } from 'commander';
-import { UserError } from '../common/errors';
+import { NodeUnreachableError, UserError } from '../common/errors';
 import { registerCancel } from './commands/cancel';
 import { registerDev } from './commands/dev';
 import { registerInit } from './commands/init';
 import { registerNodes } from './commands/nodes';
+import { registerLogs } from './commands/logs';
 import { registerReap } from './commands/reap';
 import { registerBackup } from './commands/backup';
+import { registerRetry } from './commands/retry';
 import { registerSchedules } from './commands/schedules';
+import { registerShow } from './commands/show';
 import { registerSubmit } from './commands/submit';
 import { registerTasks } from './commands/tasks';
 import { registerWorker } from './commands/worker';
@@ -32,7 +35,10 @@ export function buildProgram(run: Run): Command {
     registerNodes,
     registerSubmit,
     registerTasks,
+    registerShow,
+    registerLogs,
     registerCancel,
+    registerRetry,
     registerWorker,
     registerDev,
     registerReap,
@@ -58,7 +64,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     // Commander has already printed its message (or the help).
     if (!(e instanceof CommanderError)) {
-      console.error(`dispatch: ${e instanceof UserError ? e.message : ((e as Error | undefined)?.stack ?? String(e))}`);
+      console.error(
+        `dispatch: ${e instanceof UserError || e instanceof NodeUnreachableError ? e.message : ((e as Error | undefined)?.stack ?? String(e))}`,
+      );
     }
     code = exitCodeFor(e);
   } finally {

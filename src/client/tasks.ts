@@ -11,7 +11,7 @@ import type { Assignment, TaskRow, TaskSpec, TaskWorkflowInput } from '../common
 import type { DispatchConfig } from '../config/config';
 import { specHash } from '../spec/spec';
 import type { taskWorkflow } from '../workflows/task';
-import { assignedSignal, blockedSignal, cancelReasonSignal, reapSignal, TASK_WORKFLOW_TYPE } from '../workflows/definitions';
+import { assignedSignal, blockedSignal, cancelReasonSignal, reapSignal, stateQuery, TASK_WORKFLOW_TYPE } from '../workflows/definitions';
 
 /** The submitter's config fixes the options that shape a task's supervision. */
 export function taskWorkflowInput(spec: TaskSpec, cfg: DispatchConfig): TaskWorkflowInput {
@@ -56,7 +56,16 @@ export function taskInputFromRow(row: TaskRow, specBody: string | null, cfg: Dis
     maxRuntimeS: row.max_runtime_s ?? cfg.max_runtime,
     node: row.pin_node,
   };
-  return { spec, specHash: row.spec_hash, options: taskWorkflowInput(spec, cfg).options };
+  // A retried task keeps the budget `dispatch retry` gave it.
+  const options = { ...taskWorkflowInput(spec, cfg).options, maxAttempts: row.max_attempts ?? cfg.max_requeue };
+  return { spec, specHash: row.spec_hash, options };
+}
+
+/** One line: the command (shortened), its project and priority. */
+export function taskSummary(spec: TaskSpec): string {
+  const cmd = spec.command.replace(/\s+/g, ' ').trim();
+  const short = cmd.length > 100 ? `${cmd.slice(0, 99)}…` : cmd;
+  return `${short} (project ${spec.project}, priority ${spec.priority})`;
 }
 
 /** The one place the start options of a task workflow are built. */
@@ -71,6 +80,15 @@ function startOptions(
     args: [input],
     workflowIdReusePolicy: reuse,
     memo: { command: spec.command, spec_hash: input.specHash, project: spec.project, executor: spec.executor },
+    // What the Web UI shows for the task without opening its input.
+    staticSummary: taskSummary(spec),
+    staticDetails: [
+      `**command** \`${spec.command.slice(0, 2000)}\``,
+      `**project** ${spec.project} · **priority** ${spec.priority}${spec.node ? ` · **node** ${spec.node}` : ''}`,
+      `**max runtime** ${spec.maxRuntimeS}s${spec.executor ? ` · **executor** ${spec.executor}` : ''}`,
+      ...(spec.dependsOn.length ? [`**depends on** ${spec.dependsOn.join(', ')}`] : []),
+      ...(spec.modifies.length ? [`**modifies** ${spec.modifies.join(', ')}`] : []),
+    ].join('\n\n'),
     typedSearchAttributes: [
       { key: TaskProjectKey, value: spec.project },
       { key: TaskPriorityKey, value: spec.priority },
@@ -102,6 +120,37 @@ export async function startTask(client: Client, spec: TaskSpec, cfg: DispatchCon
     if (d.memo?.spec_hash === input.specHash) return 'unchanged';
     throw new UserError(`task id ${spec.id} is already used by a different task (workflow ${workflowId})`);
   }
+}
+
+/**
+ * Waits until task-<id> has registered its row, for `timeoutMs` at most: the register activity is
+ * where a submission is checked against dispatch.db (an unknown node, a clash). Returns false when
+ * no worker answered in time; throws a UserError with the reason when registration refused it.
+ */
+export async function waitRegistered(client: Client, taskId: string, timeoutMs: number): Promise<boolean> {
+  const h = handle(client, taskId);
+  const until = Date.now() + timeoutMs;
+  for (let wait = 100; Date.now() < until; wait = Math.min(1000, wait * 2)) {
+    const d = await h.describe();
+    if (d.status.name === 'FAILED') {
+      const why = await h.result().then(
+        () => 'failed',
+        (e: unknown) => innermostMessage(e),
+      );
+      throw new UserError(`task ${taskId} refused: ${why}`);
+    }
+    if (d.status.name !== 'RUNNING') return true;
+    const st = await h.query(stateQuery).catch(() => null);
+    if (st?.registered) return true;
+    await new Promise((r) => setTimeout(r, wait));
+  }
+  return false;
+}
+
+function innermostMessage(e: unknown): string {
+  let m = e instanceof Error ? e.message : String(e);
+  for (let c: unknown = e; c instanceof Error; c = c.cause) m = c.message;
+  return m;
 }
 
 /** A new run of task-<id> for a row that is queued again (reaper requeue); its old run is closed. */

@@ -36,6 +36,11 @@ export const EventKind = {
   slotDriftFixed: 'slot_drift_fixed',
   nodeOffline: 'node_offline',
   nodeOnline: 'node_online',
+  nodeRemoved: 'node_removed',
+  /** `dispatch retry`: a final task queued again, with a fresh attempt budget. */
+  retried: 'retried',
+  /** A retry whose workflow could not be started: the row was put back as it was. */
+  retryUndone: 'retry_undone',
   attemptDirsPruned: 'attempt_dirs_pruned',
   /** An attempt's watchdog stopped it after fence_after without a lease refresh (not fence_refused). */
   attemptFenced: 'attempt_fenced',

@@ -63,3 +63,8 @@ export class NodeUnreachableError extends Error {
 export class NodeConfigError extends NodeUnreachableError {
   override readonly name = 'NodeConfigError';
 }
+
+/** Thrown when what the user named does not exist: an unknown task, a pruned attempt directory. */
+export class NotFoundError extends UserError {
+  override readonly name = 'NotFoundError';
+}

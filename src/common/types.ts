@@ -69,6 +69,25 @@ export interface Assignment {
   nodeRow?: NodeRow;
 }
 
+/** One attempt of a task as the attempts table keeps it (migration 4). */
+export interface AttemptRecord {
+  task_id: string;
+  attempt: number;
+  node: string | null;
+  dispatched_at: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+  pid: number | null;
+  proc_starttime: string | null;
+  run_dir: string | null;
+  exit_code: number | null;
+  /** The task's status when the attempt ended: completed, failed, queued (run again), cancelled. */
+  status: string | null;
+  error: string | null;
+  /** When its watchdog fenced it (node clock, ISO), as node recovery found. */
+  fenced_at: string | null;
+}
+
 export interface TaskRow {
   id: string;
   project: string | null;
@@ -104,6 +123,8 @@ export interface TaskRow {
   /** The last attempt whose watchdog fenced it, and when (node clock, ISO), as node recovery found. */
   fenced_attempt?: number | null;
   fenced_at?: string | null;
+  /** The attempt budget set by `dispatch retry` (null: max_requeue from the config). */
+  max_attempts?: number | null;
 }
 
 export interface NodeRow {

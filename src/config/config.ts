@@ -85,6 +85,8 @@ export interface DispatchConfig {
    * process has certainly fenced itself. At least 30 s (one try's own timeout). @default 300
    */
   launch_timeout: number;
+  /** The Temporal Web UI, for the links `dispatch show` prints; null: none. @default http://localhost:8233 */
+  web_ui_url: string | null;
 }
 
 export const CONFIG_DEFAULTS: DispatchConfig = {
@@ -112,6 +114,7 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   history_limit: 2000,
   fence_after: FENCE_AFTER_S_DEFAULT,
   launch_timeout: LAUNCH_TIMEOUT_S_DEFAULT,
+  web_ui_url: 'http://localhost:8233',
 };
 
 type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'duration0' | 'url' | 'action' | 'executors' | 'factory';
@@ -140,6 +143,7 @@ const KEYS: Record<keyof DispatchConfig, Kind> = {
   history_limit: 'posint',
   fence_after: 'duration0',
   launch_timeout: 'duration',
+  web_ui_url: 'url',
 };
 /** Seed spellings accepted as aliases. */
 const ALIASES: Record<string, keyof DispatchConfig> = { check_interval_cycles: 'check_interval' };

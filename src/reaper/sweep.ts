@@ -133,7 +133,7 @@ export async function planSweep(
       pid !== null && isStartTime(row.proc_starttime) && isBootId(row.boot_id)
         ? { pid, starttime: row.proc_starttime, bootId: row.boot_id }
         : null;
-    let canRequeue = !isLegacyRow(row) && !!row.command && (row.attempts ?? 0) < o.maxAttempts;
+    let canRequeue = !isLegacyRow(row) && !!row.command && (row.attempts ?? 0) < (row.max_attempts ?? o.maxAttempts);
     if (canRequeue && o.action === 'requeue' && node?.status === 'offline') {
       // Its process may still run on the cut-off node: a new attempt waits until it has fenced itself.
       const falls = fenceFallsAtMs(row, fenceTimes, row.workflow_id ? (acks.get(row.workflow_id) ?? null) : null);

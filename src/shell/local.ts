@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { ExecResult, NodeShell } from './types';
+import { pipeWithBackpressure, type ExecResult, type NodeShell, type StreamSinks } from './types';
 
 /** Runs node commands on this machine with /bin/sh, exactly as they would run over SSH. */
 export class LocalShell implements NodeShell {
@@ -29,6 +29,26 @@ export class LocalShell implements NodeShell {
       });
       child.stdin.on('error', () => undefined);
       child.stdin.end(opts.stdin ?? '');
+    });
+  }
+
+  stream(
+    command: string,
+    sinks: StreamSinks,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<{ code: number | null; signal: string | null }> {
+    this.sessionsOpened++;
+    return new Promise((resolve, reject) => {
+      const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+      pipeWithBackpressure(child.stdout, sinks.stdout);
+      pipeWithBackpressure(child.stderr, sinks.stderr);
+      const stop = (): void => void child.kill('SIGTERM');
+      opts.signal?.addEventListener('abort', stop, { once: true });
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        opts.signal?.removeEventListener('abort', stop);
+        resolve({ code, signal });
+      });
     });
   }
 

@@ -47,6 +47,7 @@ const PRUNE_LIST = load('prune-list.sh');
 const FENCED_LIST = load('fenced-list.sh');
 const PRUNE_RM = load('prune-rm.sh');
 const PING = load('ping.sh');
+const LOGS = load('logs.sh');
 const BOOT_SUFFIX = load('boot-suffix.sh').trimEnd();
 if (BOOT_SUFFIX.includes('\n')) throw new Error('boot-suffix.sh must be one line: it is appended to a command');
 
@@ -139,6 +140,19 @@ export function listTaskProcsCommand(workDir: string): string {
 }
 
 /** Node probe (ping.sh): answers with the boot id. */
+/** logs.sh: an attempt's output; `follow` with the runner's identity keeps printing until it ends. */
+export function logsCommand(
+  dir: string,
+  which: 'stdout' | 'stderr' | 'both',
+  tail: number,
+  follow: { pid: number; starttime: string } | null,
+): string {
+  assertAttemptDir(dir);
+  if (!Number.isSafeInteger(tail) || tail < 0) throw new Error(`invalid line count ${tail}`);
+  if (follow && (!isSignallablePid(follow.pid) || !isStartTime(follow.starttime))) throw new Error('invalid runner identity');
+  return buildCommand(LOGS, 'dispatch-logs', [dir, which, tail, follow ? 1 : 0, follow?.pid ?? 0, follow?.starttime ?? 0]);
+}
+
 export function pingCommand(): string {
   return buildCommand(PING, 'dispatch-ping', []);
 }
@@ -198,6 +212,15 @@ export function killCommand(bootId: string, graceS: number, targets: readonly Ki
     args.push(t.pid, t.starttime);
   }
   return buildCommand(KILL, 'dispatch-kill', args);
+}
+
+/** An attempt directory: <work dir>/<valid task id>/attempt-<n>[.<12 hex>], no control characters. */
+export function assertAttemptDir(dir: string): void {
+  const i = dir.lastIndexOf('/', dir.lastIndexOf('/') - 1);
+  const rest = i >= 0 ? dir.slice(i + 1) : '';
+  const m = ATTEMPT_DIR_RE.exec(rest);
+  // eslint-disable-next-line no-control-regex
+  if (!m || !isValidTaskId(m[1]) || /[\x00-\x1f]/.test(dir)) throw new Error(`not an attempt directory: ${JSON.stringify(dir)}`);
 }
 
 export function assertIdentity(id: Pick<ProcessIdentity, 'pid' | 'starttime' | 'bootId'>): void {

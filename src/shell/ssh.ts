@@ -2,10 +2,12 @@ import { readFileSync } from 'node:fs';
 import { Client, type ClientChannel } from 'ssh2';
 import { NodeConfigError, NodeUnreachableError } from '../common/errors';
 import { hostKeyMatches, parseKnownHosts } from './knownhosts';
-import type { ExecResult, NodeShell, SshNodeConfig } from './types';
+import { pipeWithBackpressure, type ExecResult, type NodeShell, type SshNodeConfig, type StreamSinks } from './types';
 
 /** OpenSSH's MaxSessions defaults to 10 channels per connection; stay under it. */
 export const MAX_CHANNELS_DEFAULT = 8;
+/** Output streams (dispatch logs) beside the exec channels; sshd allows 10 sessions per connection by default. */
+const MAX_STREAMS = 2;
 const KEEPALIVE_MS = 5000;
 const KEEPALIVE_COUNT = 3;
 const READY_TIMEOUT_MS = 10_000;
@@ -27,6 +29,7 @@ export class SshShell implements NodeShell {
   private active = 0;
   private waiters: (() => void)[] = [];
   private closed = false;
+  private streams = 0;
 
   constructor(
     private readonly cfg: SshNodeConfig,
@@ -172,6 +175,46 @@ export class SshShell implements NodeShell {
         ch.end(opts.stdin ?? '');
       });
     });
+  }
+
+  async stream(
+    command: string,
+    sinks: StreamSinks,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<{ code: number | null; signal: string | null }> {
+    if (this.closed) throw new NodeUnreachableError(this.name, 'shell closed');
+    if (this.streams >= MAX_STREAMS)
+      throw new NodeUnreachableError(this.name, `already ${MAX_STREAMS} output streams open on this connection`);
+    this.streams++;
+    try {
+      const client = await this.connect();
+      return await new Promise((resolve, reject) => {
+        client.exec(command, (err, ch: ClientChannel) => {
+          if (err) {
+            reject(new NodeUnreachableError(this.name, `exec failed: ${err.message}`));
+            return;
+          }
+          this.sessionsOpened++;
+          pipeWithBackpressure(ch, sinks.stdout);
+          pipeWithBackpressure(ch.stderr, sinks.stderr);
+          const stop = (): void => void ch.close();
+          opts.signal?.addEventListener('abort', stop, { once: true });
+          let exit: { code: number | null; signal: string | null } | null = null;
+          ch.on('exit', (c: number | null, sig?: string) => {
+            exit = { code: c, signal: sig ?? null };
+          });
+          ch.on('close', () => {
+            opts.signal?.removeEventListener('abort', stop);
+            if (exit) resolve(exit);
+            else if (opts.signal?.aborted) resolve({ code: null, signal: 'aborted' });
+            else reject(new NodeUnreachableError(this.name, 'connection lost before the command finished'));
+          });
+          ch.end();
+        });
+      });
+    } finally {
+      this.streams--;
+    }
   }
 
   close(): void {

@@ -6,6 +6,21 @@ export interface ExecResult {
   stderr: string;
 }
 
+export interface StreamSinks {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/** Pipes `from` into `to`, pausing `from` while `to` is full. */
+export function pipeWithBackpressure(from: NodeJS.ReadableStream, to: NodeJS.WritableStream): void {
+  from.on('data', (b: Buffer) => {
+    if (!to.write(b)) {
+      from.pause();
+      to.once('drain', () => from.resume());
+    }
+  });
+}
+
 export interface NodeShell {
   readonly name: string;
   /**
@@ -13,6 +28,12 @@ export interface NodeShell {
    * probe uses it: a health check must see the node as it is now, not replay an earlier failure.
    */
   exec(command: string, opts?: { stdin?: string; timeoutMs?: number; fresh?: boolean }): Promise<ExecResult>;
+  /**
+   * Runs a command whose output may be large or endless, writing it to `sinks` as it arrives, with
+   * backpressure (a slow reader slows the node, memory stays bounded). It does not take one of
+   * the channels that exec() shares out, so a long stream never delays a probe. `signal` ends it.
+   */
+  stream(command: string, sinks: StreamSinks, opts?: { signal?: AbortSignal }): Promise<{ code: number | null; signal: string | null }>;
   /** Sessions (exec channels) opened so far: the benchmark counts them. */
   readonly sessionsOpened: number;
   /** TCP connections opened so far (0 for a local node). */

@@ -51,6 +51,11 @@ export class Nodes {
           running_count = COALESCE(nodes.running_count, 0),
           status = CASE WHEN nodes.status = 'drained' THEN 'online' ELSE COALESCE(nodes.status, 'online') END`),
       setNodeStatus: d.prepare(`UPDATE nodes SET status = ? WHERE name = ?`),
+      activeOn: d.prepare(`SELECT id FROM tasks WHERE node = ? AND status IN ('dispatched', 'running') ORDER BY seq`),
+      queuedPinned: d.prepare(`SELECT id FROM tasks WHERE pin_node = ? AND status = 'queued' ORDER BY seq`),
+      blockPinned: d.prepare(`UPDATE tasks SET status = 'blocked', error = @reason, updated_at = @now, finished_at = @now
+        WHERE id = @id AND status = 'queued'`),
+      deleteNode: d.prepare(`DELETE FROM nodes WHERE name = ?`),
       probeOk: d.prepare(`UPDATE nodes SET last_seen_at = ?, missed_probes = 0 WHERE name = ?`),
       probeMiss: d.prepare(`UPDATE nodes SET missed_probes = COALESCE(missed_probes, 0) + 1 WHERE name = ?`),
     };
@@ -79,6 +84,29 @@ export class Nodes {
 
   listNodes(): NodeRow[] {
     return this.s.listNodes.all() as NodeRow[];
+  }
+
+  /**
+   * Removes a node that holds no dispatched or running task (refused otherwise, naming them).
+   * Queued tasks pinned to it can never run: they become blocked, with the reason.
+   */
+  removeNode(name: string): { removed: boolean; busy: string[]; blocked: { taskId: string; reason: string }[] } {
+    return this.ctx.tx(() => {
+      if (!this.getNode(name)) return { removed: false, busy: [], blocked: [] };
+      const busy = (this.s.activeOn.all(name) as { id: string }[]).map((r) => r.id);
+      if (busy.length) return { removed: false, busy, blocked: [] };
+      const reason = `blocked: its node ${name} was removed`;
+      const now = nowIso();
+      const blocked: { taskId: string; reason: string }[] = [];
+      for (const { id } of this.s.queuedPinned.all(name) as { id: string }[]) {
+        if (this.s.blockPinned.run({ id, reason, now }).changes !== 1) continue;
+        this.ctx.event(id, null, EventKind.blocked, reason);
+        blocked.push({ taskId: id, reason });
+      }
+      this.s.deleteNode.run(name);
+      this.ctx.event(null, null, EventKind.nodeRemoved, { node: name, blocked: blocked.map((b) => b.taskId) });
+      return { removed: true, busy: [], blocked };
+    });
   }
 
   setNodeStatus(name: string, status: string): boolean {

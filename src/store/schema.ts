@@ -111,6 +111,51 @@ export const MIGRATIONS: Migration[] = [
       ]);
     },
   },
+  {
+    version: 4,
+    name: 'attempts: one row per attempt of a task, kept by triggers on every change of a task status',
+    up(db) {
+      // The attempt budget of a retried task (attempts before the retry + max_requeue); null: the config's.
+      addMissingColumns(db, 'tasks', [['max_attempts', 'INTEGER']]);
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS attempts (
+          task_id TEXT NOT NULL, attempt INTEGER NOT NULL, node TEXT, dispatched_at TEXT, started_at TEXT,
+          ended_at TEXT, pid INTEGER, proc_starttime TEXT, run_dir TEXT, exit_code INTEGER, status TEXT, error TEXT, fenced_at TEXT,
+          PRIMARY KEY (task_id, attempt));
+        CREATE TRIGGER IF NOT EXISTS attempts_dispatched AFTER UPDATE OF status ON tasks
+          WHEN NEW.status = 'dispatched' AND NEW.attempts >= 1 BEGIN
+            INSERT OR IGNORE INTO attempts (task_id, attempt, node, dispatched_at)
+              VALUES (NEW.id, NEW.attempts, NEW.node, NEW.dispatched_at);
+          END;
+        CREATE TRIGGER IF NOT EXISTS attempts_running AFTER UPDATE OF status ON tasks
+          WHEN NEW.status = 'running' BEGIN
+            UPDATE attempts SET node = NEW.node, started_at = NEW.started_at, pid = NEW.pid, proc_starttime = NEW.proc_starttime, run_dir = NEW.run_dir
+              WHERE task_id = NEW.id AND attempt = NEW.attempts;
+          END;
+        CREATE TRIGGER IF NOT EXISTS attempts_ended AFTER UPDATE OF status ON tasks
+          WHEN OLD.status IN ('dispatched', 'running') AND NEW.status NOT IN ('dispatched', 'running') BEGIN
+            UPDATE attempts SET ended_at = NEW.updated_at, exit_code = NEW.exit_code, status = NEW.status, error = NEW.error
+              WHERE task_id = NEW.id AND attempt = OLD.attempts AND ended_at IS NULL;
+          END;
+        CREATE TRIGGER IF NOT EXISTS attempts_fenced AFTER UPDATE OF fenced_at ON tasks
+          WHEN NEW.fenced_attempt IS NOT NULL BEGIN
+            UPDATE attempts SET fenced_at = NEW.fenced_at WHERE task_id = NEW.id AND attempt = NEW.fenced_attempt;
+          END;
+      `);
+      // What the rows know of their current attempt; earlier attempts of existing tasks are not known.
+      db.exec(`
+        INSERT OR IGNORE INTO attempts (task_id, attempt, node, dispatched_at, started_at, ended_at, pid, proc_starttime, run_dir,
+            exit_code, status, error, fenced_at)
+          SELECT id, attempts, node, dispatched_at, started_at,
+              CASE WHEN status IN ('dispatched', 'running') THEN NULL ELSE COALESCE(finished_at, updated_at) END,
+              pid, proc_starttime, run_dir, exit_code,
+              CASE WHEN status IN ('dispatched', 'running') THEN NULL ELSE status END,
+              CASE WHEN status IN ('dispatched', 'running') THEN NULL ELSE error END,
+              CASE WHEN fenced_attempt = attempts THEN fenced_at END
+            FROM tasks WHERE attempts >= 1 AND workflow_id IS NOT NULL
+      `);
+    },
+  },
 ];
 
 export function migrate(db: Database.Database): number[] {

@@ -5,7 +5,7 @@
  * maintenance.ts (the reaper's and the guardian's books). Each part names and prepares its own
  * statements. The handle stays inside src/store; raw.ts lends it to tests only.
  */
-import type { NodeRow, ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
+import type { AttemptRecord, NodeRow, ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
 import { Allocation, type AllocationResult } from './allocation';
 import { StoreContext } from './context';
 import { backupDatabase, type BackupReport } from './backup';
@@ -101,6 +101,18 @@ export class Store {
     return this.#tasks.events(taskId);
   }
 
+  retryTask(taskId: string, seen: TaskRow, more: number, reason: string): FenceResult {
+    return this.#tasks.retryTask(taskId, seen, more, reason);
+  }
+
+  undoRetry(prev: TaskRow, why: string): boolean {
+    return this.#tasks.undoRetry(prev, why);
+  }
+
+  attempts(taskId: string): AttemptRecord[] {
+    return this.#tasks.attempts(taskId);
+  }
+
   // ---- allocation ----
 
   allocate(pageSize = 200): AllocationResult {
@@ -123,6 +135,10 @@ export class Store {
 
   listNodes(): NodeRow[] {
     return this.#nodes.listNodes();
+  }
+
+  removeNode(name: string): ReturnType<Nodes['removeNode']> {
+    return this.#nodes.removeNode(name);
   }
 
   setNodeStatus(name: string, status: string): boolean {

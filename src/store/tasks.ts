@@ -6,7 +6,7 @@
 import { EventKind, TaskStatus } from '../common/constants';
 import type Database from 'better-sqlite3';
 import { UserError } from '../common/errors';
-import type { ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
+import type { AttemptRecord, ProcessIdentity, TaskRow, TaskSpec } from '../common/types';
 import { nowIso, type StoreContext } from './context';
 
 export interface FenceResult {
@@ -44,6 +44,7 @@ export class Tasks {
     const d: Database.Database = ctx.db;
     this.s = {
       getTask: d.prepare(`SELECT * FROM tasks WHERE id = ?`),
+      nodeExists: d.prepare(`SELECT 1 FROM nodes WHERE name = ?`),
       specBody: d.prepare(`SELECT spec_body FROM tasks WHERE id = ?`),
       taskCount: d.prepare(`SELECT COUNT(*) AS n FROM tasks`),
       nextSeq: d.prepare(`SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM tasks`),
@@ -75,6 +76,13 @@ export class Tasks {
       listByProject: d.prepare(`SELECT * FROM tasks WHERE project = ? ORDER BY seq LIMIT ?`),
       listByStatusAndProject: d.prepare(`SELECT * FROM tasks WHERE status = ? AND project = ? ORDER BY seq LIMIT ?`),
       eventsOf: d.prepare(`SELECT at, attempt, kind, detail FROM events WHERE task_id = ? ORDER BY id`),
+      attemptsOf: d.prepare(`SELECT * FROM attempts WHERE task_id = ? ORDER BY attempt`),
+      retry: d.prepare(`UPDATE tasks SET status = 'queued', error = NULL, exit_code = NULL, finished_at = NULL, node = NULL,
+          pid = NULL, proc_starttime = NULL, boot_id = NULL, max_attempts = @max_attempts, updated_at = @now
+        WHERE id = @id AND status = @status AND attempts IS @attempts`),
+      undoRetry: d.prepare(`UPDATE tasks SET status = @status, error = @error, exit_code = @exit_code, finished_at = @finished_at,
+          node = @node, pid = @pid, proc_starttime = @proc_starttime, boot_id = @boot_id, max_attempts = @max_attempts, updated_at = @now
+        WHERE id = @id AND status = 'queued' AND attempts IS @attempts`),
     };
   }
 
@@ -102,6 +110,9 @@ export class Tasks {
       if (existing) {
         if (existing.spec_hash === specHash) return { created: false, row: existing };
         throw new UserError(`task id ${spec.id} is already used by a different task (status ${existing.status ?? 'unknown'})`);
+      }
+      if (spec.node !== null && !this.s.nodeExists.get(spec.node)) {
+        throw new UserError(`unknown node ${spec.node}: \`dispatch node list\` shows the nodes, \`dispatch node add\` adds one`);
       }
       const now = nowIso();
       this.s.insertTask.run({
@@ -242,5 +253,47 @@ export class Tasks {
 
   events(taskId: string): TaskEvent[] {
     return this.s.eventsOf.all(taskId) as TaskEvent[];
+  }
+
+  /**
+   * Puts a failed, cancelled or blocked task back in the queue, keeping its attempts and their
+   * records; its budget becomes its attempts so far plus `more`. The caller has checked the rest
+   * (its workflow has ended, its last attempt's fence has fallen).
+   */
+  retryTask(taskId: string, seen: TaskRow, more: number, reason: string): FenceResult {
+    return this.ctx.tx((): FenceResult => {
+      const budget = (seen.attempts ?? 0) + more;
+      const r = this.s.retry.run({ id: taskId, status: seen.status, attempts: seen.attempts, max_attempts: budget, now: nowIso() });
+      if (r.changes !== 1) return this.refuse('retry', taskId, seen.attempts, `expected ${seen.status}`);
+      this.ctx.event(taskId, seen.attempts, EventKind.retried, { reason, from: seen.status, error: seen.error, max_attempts: budget });
+      return { applied: true, row: this.getTask(taskId) };
+    });
+  }
+
+  /** Undoes retryTask when the new workflow could not be started: the row is as it was. */
+  undoRetry(prev: TaskRow, why: string): boolean {
+    return this.ctx.tx(() => {
+      const r = this.s.undoRetry.run({
+        id: prev.id,
+        status: prev.status,
+        error: prev.error,
+        exit_code: prev.exit_code,
+        finished_at: prev.finished_at,
+        node: prev.node,
+        pid: prev.pid,
+        proc_starttime: prev.proc_starttime,
+        boot_id: prev.boot_id,
+        max_attempts: prev.max_attempts ?? null,
+        attempts: prev.attempts,
+        now: nowIso(),
+      });
+      if (r.changes === 1) this.ctx.event(prev.id, prev.attempts, EventKind.retryUndone, why);
+      return r.changes === 1;
+    });
+  }
+
+  /** Every recorded attempt of a task, oldest first. */
+  attempts(taskId: string): AttemptRecord[] {
+    return this.s.attemptsOf.all(taskId) as AttemptRecord[];
   }
 }

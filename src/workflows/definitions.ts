@@ -16,6 +16,8 @@ export interface TaskState {
   identity: ProcessIdentity | null;
   error: string | null;
   command: string;
+  /** The row exists (the register activity answered); absent in runs started before it existed. */
+  registered?: boolean;
 }
 
 /** What signals told a run, handed to the next run across continue-as-new. */
@@ -61,6 +63,12 @@ export const Patch = {
 export const assignedSignal = defineSignal<[Assignment]>('assigned');
 /** A dependency failed: the task ends as blocked with the reason. */
 export const blockedSignal = defineSignal<[{ reason: string }]>('blocked');
+/**
+ * Cancels the task as a cancel request does (kill, book cancelled with the reason, free the slot),
+ * for operators who signal: `temporal workflow signal -w task-<id> --name cancel --input '"why"'`.
+ * The run then completes (its state says cancelled): only a cancel request ends a run as cancelled.
+ */
+export const cancelSignal = defineSignal<[string?]>('cancel');
 /** Sent by `dispatch cancel --reason` just before the cancel request. */
 export const cancelReasonSignal = defineSignal<[string]>('cancelReason');
 /** Sent by the reaper before it cancels: the reaper kills and books; the workflow only stops. */

@@ -17,6 +17,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  setCurrentDetails,
   sleep,
   TimeoutFailure,
   upsertSearchAttributes,
@@ -40,6 +41,7 @@ import {
   assignedSignal,
   blockedSignal,
   cancelReasonSignal,
+  cancelSignal,
   Patch,
   reapSignal,
   stateQuery,
@@ -69,7 +71,6 @@ const HISTORY_LIMIT_DEFAULT = 2000;
 
 const DEFAULT_CANCEL_REASON = 'cancelled by operator (workflow cancel request)';
 
-type NodeActivity<K extends keyof NodeActivities> = NodeActivities[K];
 type Outcome = Parameters<DbActivities['finishAttempt']>[2];
 type Verdict = SuperviseResult | 'deadline';
 /** The first supervise slice of a fresh launch, started together with mark running. */
@@ -80,20 +81,20 @@ function nodeActivities(options: TaskWorkflowInput['options']) {
   // `dispatch` queue has the node activities), which saves a server round trip per task. A worker
   // that dies during it loses the workflow task; the next worker replays and launches again, and
   // launch is idempotent per attempt directory, so it finds the same process.
-  const launch: NodeActivity<'launch'> = proxyLocalActivities<NodeActivities>({
+  const launch = proxyLocalActivities<NodeActivities>({
     startToCloseTimeout: '1m',
     // A backstop: the launch input's deadline ends the tries at launch_timeout.
     scheduleToCloseTimeout: `${(options.launchTimeoutS ?? LAUNCH_TIMEOUT_S_DEFAULT) + 60}s`,
     retry: { initialInterval: '1s', maximumInterval: '15s' },
   }).launch;
-  const kill: NodeActivity<'kill'> = proxyActivities<NodeActivities>({
+  const kill = proxyActivities<NodeActivities>({
     taskQueue: TASK_QUEUE,
     startToCloseTimeout: `${options.killGraceS + 60}s`,
     scheduleToCloseTimeout: '10m',
     heartbeatTimeout: ACTIVITY_LIVENESS_TIMEOUT,
     retry: { initialInterval: '1s', maximumInterval: '20s' },
   }).kill;
-  const supervise: NodeActivity<'supervise'> = proxyActivities<NodeActivities>({
+  const supervise = proxyActivities<NodeActivities>({
     taskQueue: TASK_QUEUE,
     startToCloseTimeout: `${options.heartbeatRecordS + options.leaseS * 4}s`,
     heartbeatTimeout: `${options.leaseS}s`,
@@ -133,6 +134,7 @@ class TaskRun {
   private node: NodeRow | null;
   private launchedAtMs: number;
   private firstSlice: Slice | null = null;
+  private lastHeartbeat: string | null = null;
   /** The attempt whose lost launch is being waited out (dispatched, no identity). */
   private pendingAttempt: number | null = null;
 
@@ -153,6 +155,7 @@ class TaskRun {
       identity: running?.identity ?? null,
       error: null,
       command: spec.command,
+      registered: resume !== undefined,
     };
     const carried = resume?.carried;
     if (carried) {
@@ -198,9 +201,25 @@ class TaskRun {
     setHandler(reapSignal, ({ rule }) => {
       this.reapedBy = typeof rule === 'string' ? rule : 'unknown';
     });
-    setHandler(cancelReasonSignal, (r) => {
-      if (typeof r === 'string' && r.trim()) this.cancelReason = `cancelled: ${r.slice(0, 500)}`;
-    });
+    setHandler(cancelReasonSignal, (r) => this.setCancelReason(r));
+  }
+
+  /** The reason a cancel is booked with; `fallback` when the sender gave none (and none came before). */
+  setCancelReason(r: unknown, fallback?: string): void {
+    if (typeof r === 'string' && r.trim()) this.cancelReason = `cancelled: ${r.slice(0, 500)}`;
+    else if (fallback && !this.cancelReason) this.cancelReason = fallback;
+  }
+
+  /** The Web UI's current details: what runs where now, and how it last went. No command. */
+  showDetails(): void {
+    const st = this.state;
+    const lines = [
+      `**status** ${st.status}` + (st.attempt ? ` · **attempt** ${st.attempt} of ${this.options.maxAttempts}` : ''),
+      `**node** ${st.node ?? '-'} · **pid** ${st.identity?.pid ?? '-'}`,
+      `**last heartbeat** ${this.lastHeartbeat ?? '-'}`,
+      `**last error** ${st.error ?? '-'}`,
+    ];
+    setCurrentDetails(lines.join('\n\n'));
   }
 
   setStatus(status: string, node?: string | null): void {
@@ -211,6 +230,7 @@ class TaskRun {
       pairs.push({ key: TaskNodeKey, value: node ?? '' });
     }
     upsertSearchAttributes(pairs);
+    this.showDetails();
   }
 
   /** Whoever started this run (CLI, reaper restart, another client), the operator's filters work. */
@@ -224,6 +244,7 @@ class TaskRun {
   /** Writes the row. Returns false when the task is already final (a resubmission): report it as it is. */
   async register(): Promise<boolean> {
     const reg = await db.registerTask(this.spec, this.input.specHash, workflowInfo().workflowId);
+    this.state.registered = true;
     if (reg.status === TaskStatus.dispatched && reg.node) {
       // A free slot was handed out in the register activity itself (or, restarted after a
       // requeue, the row was given one before this run asked): take it.
@@ -287,15 +308,17 @@ class TaskRun {
     // Not cancellable, so a cancel during launch still learns whom to kill.
     try {
       this.state.identity = await CancellationScope.nonCancellable(() =>
-        this.act.launch({
-          node,
-          taskId: spec.id,
-          attempt: a.attempt,
-          command: spec.command,
-          specBody: spec.specBody,
-          token: a.token,
-          deadlineMs: Date.now() + (options.launchTimeoutS ?? LAUNCH_TIMEOUT_S_DEFAULT) * 1000,
-        }),
+        this.act.launch.executeWithOptions({ summary: `launch attempt ${a.attempt} on ${node.name}` }, [
+          {
+            node,
+            taskId: spec.id,
+            attempt: a.attempt,
+            command: spec.command,
+            specBody: spec.specBody,
+            token: a.token,
+            deadlineMs: Date.now() + (options.launchTimeoutS ?? LAUNCH_TIMEOUT_S_DEFAULT) * 1000,
+          },
+        ]),
       );
     } catch (e) {
       if (isCancellation(e)) throw e;
@@ -320,7 +343,7 @@ class TaskRun {
     if (!mr.applied) {
       scope.cancel();
       // The row moved on (reaped or cancelled) while we launched: this copy must not run.
-      await CancellationScope.nonCancellable(() => this.act.kill({ node, identity: launched, graceS: options.killGraceS }));
+      await CancellationScope.nonCancellable(() => this.kill(node, launched));
       this.state.status = mr.status ?? 'unknown';
       this.state.error = 'row changed during launch; the launched process was killed';
       throw ApplicationFailure.nonRetryable(this.state.error, TaskFailure.rowChanged);
@@ -356,8 +379,17 @@ class TaskRun {
     return { kind: 'launch-failed', detail: `${detail}; given up once its fence had fallen (${waitS}s)` };
   }
 
+  private kill(node: NodeRow, identity: ProcessIdentity) {
+    return this.act.kill.executeWithOptions({ summary: `kill pid ${identity.pid} of attempt ${identity.attempt} on ${node.name}` }, [
+      { node, identity, graceS: this.options.killGraceS },
+    ]);
+  }
+
   private superviseSlice(node: NodeRow, identity: ProcessIdentity): Promise<SuperviseResult> {
-    return this.act.supervise({ node, identity, leaseS: this.options.leaseS, sliceS: this.options.heartbeatRecordS });
+    return this.act.supervise.executeWithOptions(
+      { summary: `supervise attempt ${identity.attempt} (pid ${identity.pid} on ${node.name})` },
+      [{ node, identity, leaseS: this.options.leaseS, sliceS: this.options.heartbeatRecordS }],
+    );
   }
 
   /** Supervises in slices, racing the runtime cap, until the process ends or the cap is reached. */
@@ -389,7 +421,11 @@ class TaskRun {
       } else {
         timerScope.cancel();
         verdict = first.r;
-        if (verdict.state === 'running') await db.recordHeartbeat(this.spec.id, this.state.attempt);
+        if (verdict.state === 'running') {
+          await db.recordHeartbeat(this.spec.id, this.state.attempt);
+          this.lastHeartbeat = new Date().toISOString();
+          this.showDetails();
+        }
       }
     }
     return verdict;
@@ -404,7 +440,7 @@ class TaskRun {
     const node: NodeRow = this.node!;
     let outcome: Outcome;
     if (verdict === 'deadline') {
-      await CancellationScope.nonCancellable(() => this.act.kill({ node, identity, graceS: this.options.killGraceS }));
+      await CancellationScope.nonCancellable(() => this.kill(node, identity));
       outcome = { kind: 'runtime-exceeded', maxRuntimeS: this.spec.maxRuntimeS };
     } else if (verdict.state === 'exited') {
       outcome = { kind: 'exited', exitCode: verdict.exitCode };
@@ -431,7 +467,7 @@ class TaskRun {
       const id = this.state.identity;
       const node = this.node;
       if (id && node) {
-        const rep = await this.act.kill({ node, identity: id, graceS: this.options.killGraceS });
+        const rep = await this.kill(node, id);
         this.state.error = `${this.cancelReason ?? DEFAULT_CANCEL_REASON} (kill: ${rep.outcome})`;
       } else {
         this.state.error = this.cancelReason ?? DEFAULT_CANCEL_REASON;
@@ -455,19 +491,32 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
   run.decideBoundedHistory();
   run.installHandlers();
   run.tagSearchAttributes();
+  // The task's life runs in a scope of its own, so that the cancel signal can cancel it as a cancel
+  // request cancels the whole run. No command is issued for the scope itself.
+  const life = new CancellationScope();
+  let signalled = false;
+  setHandler(cancelSignal, (reason) => {
+    run.setCancelReason(reason, 'cancelled by operator (cancel signal)');
+    signalled = true;
+    life.cancel();
+  });
   try {
-    if (!resume && !(await run.register())) return run.state;
-    for (;;) {
-      if (!run.hasLiveAttempt()) {
-        const a = await run.waitForSlot();
-        if (!(await run.launch(a))) continue;
+    return await life.run(async () => {
+      if (!resume && !(await run.register())) return run.state;
+      for (;;) {
+        if (!run.hasLiveAttempt()) {
+          const a = await run.waitForSlot();
+          if (!(await run.launch(a))) continue;
+        }
+        const verdict = await run.supervise();
+        if (await run.finish(verdict)) return run.state;
       }
-      const verdict = await run.supervise();
-      if (await run.finish(verdict)) return run.state;
-    }
+    });
   } catch (err) {
     if (!isCancellation(err)) throw err;
     await run.onCancel();
+    // Cancelled by the signal alone: the task is booked cancelled and the run completes.
+    if (signalled && !CancellationScope.current().consideredCancelled) return run.state;
     throw err;
   }
 }

@@ -64,15 +64,14 @@ describe('replay gate', () => {
 
   test('a bundle with one command moved fails the gate', async () => {
     const code = readFileSync(BUNDLE, 'utf8');
-    const from =
-      /run\.tagSearchAttributes\(\);\n(\s*)try \{\n(\s*)if \(!resume && !\(await run\.register\(\)\)\)\n(\s*)return run\.state;\n/;
-    assert.match(code, from, 'the bundle no longer has the lines this test moves: update the test with the code');
+    const tag = /\n(\s*)run\.tagSearchAttributes\(\);\n/;
+    const register = /(if \(!resume && !\(await run\.register\(\)\)\)\n(\s*)return run\.state;\n)/;
+    assert.match(code, tag, 'the bundle no longer has the lines this test moves: update the test with the code');
+    assert.match(code, register, 'the bundle no longer has the lines this test moves: update the test with the code');
     // The search attribute upsert moves after the register activity.
-    const moved = code.replace(
-      from,
-      (_m, _a: string, b: string, c: string) =>
-        `try {\n${b}if (!resume && !(await run.register()))\n${c}return run.state;\n${b}run.tagSearchAttributes();\n`,
-    );
+    const moved = code
+      .replace(tag, '\n')
+      .replace(register, (_m, block: string, indent: string) => `${block}${indent}run.tagSearchAttributes();\n`);
     assert.notEqual(moved, code);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-replay-'));
     const bad = path.join(dir, 'workflow-bundle.js');

@@ -8,6 +8,7 @@ import {
   ConfigError,
   InvalidTaskIdError,
   NodeUnreachableError,
+  NotFoundError,
   SpecError,
   TemporalUnavailableError,
   UserError,
@@ -16,7 +17,7 @@ import { EXIT, exitCodeFor } from '../../src/cli/main';
 import { endedCancelled } from '../../src/cli/commands/cancel';
 
 test('exit codes are the documented ones', () => {
-  assert.deepEqual(EXIT, { ok: 0, failure: 1, usage: 2, unavailable: 3 });
+  assert.deepEqual(EXIT, { ok: 0, failure: 1, usage: 2, unavailable: 3, notFound: 4 });
 });
 
 test('TemporalUnavailableError exits 3 and keeps the message the CLI has always printed', () => {
@@ -43,9 +44,13 @@ test('CommanderError: 0 for --help and --version, 2 otherwise', () => {
   assert.equal(exitCodeFor(new CommanderError(1, 'commander.missingMandatoryOptionValue', 'error: required option')), 2);
 });
 
+test('a node that does not answer exits 3, as Temporal does; what does not exist exits 4', () => {
+  assert.equal(exitCodeFor(new NodeUnreachableError('gpu-1', 'timed out')), 3);
+  assert.equal(exitCodeFor(new NotFoundError('unknown task x')), 4);
+});
+
 test('anything else exits 1', () => {
   assert.equal(exitCodeFor(new Error('cannot reach Temporal at localhost:7233')), 1);
-  assert.equal(exitCodeFor(new NodeUnreachableError('gpu-1', 'timed out')), 1);
   assert.equal(exitCodeFor(new TypeError('x is undefined')), 1);
   assert.equal(exitCodeFor('a string'), 1);
   assert.equal(exitCodeFor(null), 1);

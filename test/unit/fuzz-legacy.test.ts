@@ -384,6 +384,7 @@ function fakePool(
     sessionsOpened: 0,
     connectionsOpened: 0,
     close: () => undefined,
+    stream: () => Promise.reject(new Error('no streams in this test')),
     exec: async (command: string): Promise<ExecResult> => {
       recorded.push({ node: node.name, command });
       const empty = { code: 0, signal: null, stdout: '', stderr: '' };

@@ -16,6 +16,7 @@ import {
   killCommand,
   launchCommand,
   listTaskProcsCommand,
+  logsCommand,
   pingCommand,
   probeCommand,
   probeManyCommand,
@@ -53,6 +54,7 @@ describe('node scripts as shell files', () => {
       'kill',
       'launch',
       'list-task-procs',
+      'logs',
       'ping',
       'probe',
       'probe-many',
@@ -153,6 +155,7 @@ describe('node scripts as shell files', () => {
     assert.equal(scriptOf(pruneListCommand('/r', 1)), body('prune-list.sh'));
     assert.equal(scriptOf(pruneRemoveCommand('/r', ['/r/t/attempt-1'])), body('prune-rm.sh'));
     assert.equal(scriptOf(pingCommand()), body('ping.sh'));
+    assert.equal(scriptOf(logsCommand('/r/t/attempt-1', 'both', 0, null)), body('logs.sh'));
   });
 
   test('ping answers with the boot id', () => {

@@ -678,7 +678,7 @@ describe('migrate on a legacy database', () => {
     const tasksBefore = dump(raw, 'tasks', taskCols, 'id');
     const nodesBefore = dump(raw, 'nodes', nodeCols, 'name');
     assert.equal(tasksBefore.length, 5);
-    assert.deepEqual(migrate(raw), [1, 2, 3]);
+    assert.deepEqual(migrate(raw), [1, 2, 3, 4]);
     assert.deepEqual(dump(raw, 'tasks', taskCols, 'id'), tasksBefore);
     assert.deepEqual(dump(raw, 'nodes', nodeCols, 'name'), nodesBefore);
     const junk = raw.prepare(`SELECT pid, typeof(pid) AS t FROM tasks WHERE id = 't-junk'`).get() as { pid: unknown; t: string };
@@ -728,7 +728,12 @@ describe('migrate on a legacy database', () => {
     assert.deepEqual(raw.prepare('SELECT * FROM tasks ORDER BY id').all(), tasks);
     assert.deepEqual(raw.prepare('SELECT * FROM nodes ORDER BY name').all(), nodes);
     assert.deepEqual(columns(raw, 'tasks'), cols);
-    assert.deepEqual(raw.prepare('SELECT version FROM schema_migrations').all(), [{ version: 1 }, { version: 2 }, { version: 3 }]);
+    assert.deepEqual(raw.prepare('SELECT version FROM schema_migrations').all(), [
+      { version: 1 },
+      { version: 2 },
+      { version: 3 },
+      { version: 4 },
+    ]);
     raw.close();
   });
 
@@ -738,7 +743,7 @@ describe('migrate on a legacy database', () => {
     migrate(raw);
     const tasks = raw.prepare('SELECT * FROM tasks ORDER BY id').all();
     raw.exec('DELETE FROM schema_migrations');
-    assert.deepEqual(migrate(raw), [1, 2, 3]);
+    assert.deepEqual(migrate(raw), [1, 2, 3, 4]);
     assert.deepEqual(raw.prepare('SELECT * FROM tasks ORDER BY id').all(), tasks);
     raw.close();
   });

@@ -1,9 +1,10 @@
-/** dispatch node add | list | drain | resume */
+/** dispatch node add | list | remove | drain | resume */
 import type { Command } from 'commander';
 import os from 'node:os';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import { UserError } from '../../common/errors';
+import { NotFoundError, UserError } from '../../common/errors';
+import { signalBlocked } from '../../client/tasks';
 import { assertNodeName, assertSafePath } from '../../common/validate';
 import { positiveInt } from '../args';
 import type { Run } from '../context';
@@ -77,6 +78,40 @@ export function registerNodes(program: Command, run: Run): void {
         if (o.json) printJson(rows);
         else if (!rows.length) console.log('no nodes: add one with `dispatch node add`');
         else console.log(table(rows, ['name', 'kind', 'host', 'port', 'status', 'slots', 'running_count', 'last_seen_at']));
+      }),
+    );
+  node
+    .command('remove <name>')
+    .description('remove a node with no dispatched or running task; queued tasks pinned to it become blocked')
+    .option('--json', 'print {"node": ..., "removed": true, "blocked": [task ids]}')
+    .action((name: string, o: { json?: boolean }) =>
+      run(async (ctx) => {
+        assertNodeName(name);
+        const r = ctx.store().removeNode(name);
+        if (r.busy.length) {
+          throw new UserError(
+            `node ${name} still has dispatched or running tasks: ${r.busy.join(', ')} (drain it and wait, or cancel them)`,
+          );
+        }
+        if (!r.removed) throw new NotFoundError(`no node named ${name}`);
+        // Their workflows end as blocked now; without Temporal they see it at their next check of the books.
+        const unsignalled: string[] = [];
+        if (r.blocked.length) {
+          const client = await ctx.client().catch(() => null);
+          for (const b of r.blocked) {
+            const ok = client
+              ? await signalBlocked(client, b.taskId, b.reason).then(
+                  () => true,
+                  () => false,
+                )
+              : false;
+            if (!ok) unsignalled.push(b.taskId);
+          }
+        }
+        const blocked = r.blocked.map((b) => b.taskId);
+        if (o.json) return printJson({ node: name, removed: true, blocked });
+        console.log(`node ${name} removed${blocked.length ? `; blocked (pinned to it): ${blocked.join(', ')}` : ''}`);
+        if (unsignalled.length) console.log(`not signalled (they end at their next check of the books): ${unsignalled.join(', ')}`);
       }),
     );
   for (const [cmd, status, what] of [

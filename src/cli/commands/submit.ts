@@ -1,12 +1,15 @@
 /** dispatch submit: each spec is started through the client layer; one bad spec does not stop the rest. */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { startTask } from '../../client/tasks';
+import { startTask, waitRegistered } from '../../client/tasks';
 import { taskWorkflowId } from '../../common/constants';
 import { UserError } from '../../common/errors';
 import type { Run } from '../context';
 import { EXIT } from '../exit';
 import { specsFromArgs, type SubmitFlags } from '../submit';
+
+/** How long a submit without dispatch.db waits for the row to be registered when a node is pinned. */
+const REGISTER_WAIT_MS = 20_000;
 
 export function registerSubmit(program: Command, run: Run): void {
   program
@@ -31,10 +34,19 @@ export function registerSubmit(program: Command, run: Run): void {
         let failed = 0;
         for (const spec of specs) {
           try {
-            const outcome = await startTask(client, spec, cfg, store?.getTask(spec.id) ?? null);
+            const known = store?.getTask(spec.id) ?? null;
+            if (store && !known && spec.node !== null && !store.getNode(spec.node)) {
+              throw new UserError(`unknown node ${spec.node}: \`dispatch node list\` shows the nodes, \`dispatch node add\` adds one`);
+            }
+            const outcome = await startTask(client, spec, cfg, known);
             const wf = taskWorkflowId(spec.id);
-            if (o.json) console.log(JSON.stringify({ id: spec.id, workflow_id: wf, outcome }));
-            else if (outcome === 'submitted') console.log(`submitted ${spec.id} (workflow ${wf})`);
+            // Without dispatch.db here, the pinned node is checked where the row is registered: wait for it.
+            let note: string | undefined;
+            if (!store && outcome === 'submitted' && spec.node !== null && !(await waitRegistered(client, spec.id, REGISTER_WAIT_MS))) {
+              note = `node ${spec.node} not yet confirmed: no worker registered the task within ${REGISTER_WAIT_MS / 1000}s`;
+            }
+            if (o.json) console.log(JSON.stringify({ id: spec.id, workflow_id: wf, outcome, ...(note ? { note } : {}) }));
+            else if (outcome === 'submitted') console.log(`submitted ${spec.id} (workflow ${wf})${note ? `; ${note}` : ''}`);
             else console.log(`${spec.id}: already submitted, unchanged`);
           } catch (e) {
             if (!(e instanceof UserError)) throw e;
