@@ -74,5 +74,15 @@ if [ "$want_test" = 1 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql openssl >/dev/null
   fi
   bash scripts/temporal-cluster.sh build
+  # The Web UI test (test/e2e/webui.test.ts): Debian's chromium, driven by playwright-core through
+  # its executablePath (a browser download cannot work on these machines).
+  if command -v chromium >/dev/null 2>&1; then
+    say "chromium: present"
+  else
+    say "installing chromium (Debian)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
 fi
 say "ready"

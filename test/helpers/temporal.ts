@@ -9,7 +9,7 @@ import { Connection } from '@temporalio/client';
 export interface TemporalServer {
   /** host:port of the frontend gRPC service. */
   address: string;
-  /** No web UI runs (headless); this is the HTTP API port, the closest thing to one. */
+  /** The Web UI's port with `ui: true`; otherwise no UI runs (headless) and this is the HTTP API port. */
   uiPort: number;
   httpPort: number;
   metricsPort: number;
@@ -125,12 +125,16 @@ async function stopChild(c: ChildProcess): Promise<void> {
 class PortInUse extends Error {}
 
 /** Spawns the server and waits until it serves the namespace; throws with the stderr tail on failure. */
-async function launch(ports: { grpc: number; http: number; metrics: number }, dbFile: string, namespace: string): Promise<ChildProcess> {
+async function launch(
+  ports: { grpc: number; http: number; metrics: number; ui?: number },
+  dbFile: string,
+  namespace: string,
+): Promise<ChildProcess> {
   const address = `127.0.0.1:${ports.grpc}`;
   const args = [
     'server',
     'start-dev',
-    '--headless',
+    ...(ports.ui ? ['--ui-port', String(ports.ui), '--ui-ip', '127.0.0.1'] : ['--headless']),
     '--ip',
     '127.0.0.1',
     '--port',
@@ -183,7 +187,7 @@ async function launch(ports: { grpc: number; http: number; metrics: number }, db
 }
 
 /** Starts `temporal server start-dev` on free ports with a db file in `opts.dir` (default: a temp dir). */
-export async function startTemporal(opts: { dir?: string } = {}): Promise<TemporalServer> {
+export async function startTemporal(opts: { dir?: string; ui?: boolean } = {}): Promise<TemporalServer> {
   let dir = opts.dir;
   if (dir) fs.mkdirSync(dir, { recursive: true });
   else {
@@ -194,11 +198,11 @@ export async function startTemporal(opts: { dir?: string } = {}): Promise<Tempor
   const namespace = 'default';
 
   // Ports are free when picked but may be taken before the server binds them: retry with new ones.
-  let ports = { grpc: 0, http: 0, metrics: 0 };
+  let ports: { grpc: number; http: number; metrics: number; ui?: number } = { grpc: 0, http: 0, metrics: 0 };
   let child: ChildProcess | undefined;
   for (let attempt = 1; !child; attempt++) {
-    const [grpc, http, metrics] = await freePorts(3);
-    ports = { grpc, http, metrics };
+    const [grpc, http, metrics, ui] = await freePorts(4);
+    ports = { grpc, http, metrics, ...(opts.ui ? { ui } : {}) };
     try {
       child = await launch(ports, dbFile, namespace);
     } catch (e) {
@@ -208,7 +212,7 @@ export async function startTemporal(opts: { dir?: string } = {}): Promise<Tempor
 
   const server: TemporalServer = {
     address: `127.0.0.1:${ports.grpc}`,
-    uiPort: ports.http,
+    uiPort: ports.ui ?? ports.http,
     httpPort: ports.http,
     metricsPort: ports.metrics,
     namespace,
