@@ -14,6 +14,7 @@ import { ProbeBatcher } from '../shell/batcher';
 import { killCommand, launchCommand, NO_FENCE, workDirOf, type FenceSettings } from '../shell/scripts';
 import { parseKillOutput, parseKv, parseWrapperStatus, type KillReport, type ProbeVerdict } from '../shell/status';
 import type { NodeShell } from '../shell/types';
+import { NO_METRICS, type DispatchMetrics } from '../common/metrics';
 
 export interface LaunchInput {
   node: NodeRow;
@@ -80,7 +81,8 @@ class BoundedMap<K, V> extends Map<K, V> {
   }
 }
 
-export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBatcher; fence?: FenceSettings }) {
+export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBatcher; fence?: FenceSettings; metrics?: DispatchMetrics }) {
+  const metrics = deps.metrics ?? NO_METRICS;
   const fence = deps.fence ?? NO_FENCE;
   /** Per supervised attempt on this worker: the latest moment its node may have acknowledged a lease refresh. */
   const leaseAcks = new BoundedMap<string, number>(100_000);
@@ -235,6 +237,7 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
         nodeFailure(e);
       }
       const rep = parseKillOutput(out.stdout).find((r) => r.pid === id.pid);
+      if (rep) metrics.kill(rep.outcome, 'task');
       if (!rep)
         throw ApplicationFailure.retryable(
           `kill on ${input.node.name} printed no result: ${out.stderr.slice(0, 300)}`,

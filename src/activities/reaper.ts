@@ -29,16 +29,28 @@ import { shq } from '../shell/quote';
 import type { ShellPool } from '../shell/pool';
 import type { Store } from '../store/store';
 import type { AllocationTrigger } from './db';
+import { NO_METRICS, type DispatchMetrics } from '../common/metrics';
 
-export function createReaperDbActivities(deps: { store: Store; client: Client; config: DispatchConfig; allocator: AllocationTrigger }) {
+export function createReaperDbActivities(deps: {
+  store: Store;
+  client: Client;
+  config: DispatchConfig;
+  allocator: AllocationTrigger;
+  metrics?: DispatchMetrics;
+}) {
   const { store, client, config } = deps;
+  const metrics = deps.metrics ?? NO_METRICS;
   const sweepDeps: SweepDbDeps = { store, client, config, log: (line) => log.info(line), afterApply: () => deps.allocator.kick() };
   return {
     async reaperPlan(o: SweepOverrides): Promise<SweepPlan> {
       return planStep(sweepDeps, o);
     },
     async reaperApply(plan: SweepPlan, kills: Record<string, GhostKill>): Promise<SweepReport> {
-      return applyStep(sweepDeps, plan, kills);
+      const report = await applyStep(sweepDeps, plan, kills);
+      for (const k of Object.values(kills)) metrics.kill(k.outcome, 'reaper');
+      const began = Date.parse(plan.timestamp);
+      if (Number.isFinite(began)) metrics.sweepDone(Math.max(0, (Date.now() - began) / 1000));
+      return report;
     },
     async listNodes(): Promise<NodeRow[]> {
       return store.listNodes();
@@ -49,6 +61,7 @@ export function createReaperDbActivities(deps: { store: Store; client: Client; c
       const recover: { node: NodeRow; current: string[] }[] = [];
       for (const r of results) {
         const res = store.recordProbe(r.name, r.ok, OFFLINE_AFTER_MISSES);
+        if (!r.ok) metrics.probeFailure(r.name);
         if (res.wentOffline) {
           wentOffline.push(r.name);
           log.warn(`node ${r.name} is offline after ${OFFLINE_AFTER_MISSES} missed probes: ${r.error}`);

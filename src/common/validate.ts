@@ -71,3 +71,9 @@ export function assertSafePath(p: unknown, what: string): string {
   }
   return p;
 }
+
+/** HOST:PORT for the exporter to bind, e.g. 127.0.0.1:9464 or 0.0.0.0:9464. */
+export function isMetricsAddress(v: string): boolean {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$/.exec(v);
+  return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+}

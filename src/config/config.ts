@@ -17,6 +17,7 @@ import {
 } from '../common/constants';
 import { parseDurationSeconds } from '../common/duration';
 import { ConfigError, UserError } from '../common/errors';
+import { isMetricsAddress } from '../common/validate';
 
 export interface DispatchConfig {
   /** Reaper on/off. @default true */
@@ -87,6 +88,8 @@ export interface DispatchConfig {
   launch_timeout: number;
   /** The Temporal Web UI, for the links `dispatch show` prints; null: none. @default http://localhost:8233 */
   web_ui_url: string | null;
+  /** HOST:PORT where `dispatch worker` serves Prometheus metrics (same as --metrics); null: off. */
+  metrics_address: string | null;
 }
 
 export const CONFIG_DEFAULTS: DispatchConfig = {
@@ -115,9 +118,10 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   fence_after: FENCE_AFTER_S_DEFAULT,
   launch_timeout: LAUNCH_TIMEOUT_S_DEFAULT,
   web_ui_url: 'http://localhost:8233',
+  metrics_address: null,
 };
 
-type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'duration0' | 'url' | 'action' | 'executors' | 'factory';
+type Kind = 'bool' | 'posnum' | 'posint' | 'duration' | 'duration0' | 'url' | 'hostport' | 'action' | 'executors' | 'factory';
 const KEYS: Record<keyof DispatchConfig, Kind> = {
   enabled: 'bool',
   threshold_hours: 'posnum',
@@ -144,6 +148,7 @@ const KEYS: Record<keyof DispatchConfig, Kind> = {
   fence_after: 'duration0',
   launch_timeout: 'duration',
   web_ui_url: 'url',
+  metrics_address: 'hostport',
 };
 /** Seed spellings accepted as aliases. */
 const ALIASES: Record<string, keyof DispatchConfig> = { check_interval_cycles: 'check_interval' };
@@ -185,6 +190,10 @@ function check(key: string, kind: Kind, v: unknown): unknown {
     case 'url':
       if (v === null) return null;
       if (typeof v !== 'string' || !/^https?:\/\/[^\s]+$/.test(v)) throw new ConfigError(key, `expected an http(s) URL or null`);
+      return v;
+    case 'hostport':
+      if (v === null) return null;
+      if (typeof v !== 'string' || !isMetricsAddress(v)) throw new ConfigError(key, `expected HOST:PORT (e.g. 127.0.0.1:9464) or null`);
       return v;
     case 'action':
       if (v !== 'fail' && v !== 'requeue') throw new ConfigError(key, `expected "fail" or "requeue", got ${JSON.stringify(v)}`);

@@ -11,6 +11,13 @@ import { nowIso, parseList, type StoreContext } from './context';
 import type { FenceResult, Tasks } from './tasks';
 
 /** What the reaper saw of a row; its write applies only if the row still looks like this. */
+export interface MetricsSnapshot {
+  tasks: { status: string; project: string; n: number }[];
+  nodes: { name: string; status: string | null; slots: number | null; running_count: number | null }[];
+  events: { kind: string; rule: string | null; n: number }[];
+  lastEventId: number;
+}
+
 export interface SeenRow {
   status: string;
   attempts: number | null;
@@ -46,6 +53,13 @@ export class Maintenance {
   ) {
     const d: Database.Database = ctx.db;
     this.s = {
+      metricTasks: d.prepare(`SELECT COALESCE(status, 'unknown') AS status, COALESCE(project, '') AS project, COUNT(*) AS n
+        FROM tasks GROUP BY 1, 2`),
+      metricEvents: d.prepare(`SELECT kind, CASE WHEN kind IN ('reaped', 'reaped_requeued') AND json_valid(detail)
+            THEN json_extract(detail, '$.rule') END AS rule, COUNT(*) AS n
+        FROM events WHERE id > ? AND kind IN ('reaped', 'reaped_requeued', 'fence_refused', 'attempt_fenced') GROUP BY 1, 2`),
+      maxEventId: d.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM events`),
+      metricNodes: d.prepare(`SELECT name, status, slots, running_count FROM nodes ORDER BY name`),
       activeAll: d.prepare(`SELECT * FROM tasks WHERE status IN ('dispatched', 'running') ORDER BY seq`),
       activeProject: d.prepare(`SELECT * FROM tasks WHERE status IN ('dispatched', 'running') AND project = ? ORDER BY seq`),
       reap: d.prepare(`UPDATE tasks SET status = @to, error = @error, reaped_count = COALESCE(reaped_count, 0) + 1, updated_at = @now,
@@ -151,6 +165,19 @@ export class Maintenance {
       }
     });
     return n;
+  }
+
+  /** What the metrics read: tasks by status and project, the nodes, and events after `sinceEventId`. */
+  metricsSnapshot(sinceEventId: number): MetricsSnapshot {
+    return this.ctx.db.transaction(() => {
+      const lastEventId = (this.s.maxEventId.get() as { id: number }).id;
+      return {
+        tasks: this.s.metricTasks.all() as MetricsSnapshot['tasks'],
+        nodes: this.s.metricNodes.all() as MetricsSnapshot['nodes'],
+        events: this.s.metricEvents.all(sinceEventId) as MetricsSnapshot['events'],
+        lastEventId,
+      };
+    })();
   }
 
   recordReaperRun(kind: string, report: unknown): void {

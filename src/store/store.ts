@@ -9,7 +9,7 @@ import type { AttemptRecord, NodeRow, ProcessIdentity, TaskRow, TaskSpec } from 
 import { Allocation, type AllocationResult } from './allocation';
 import { StoreContext } from './context';
 import { backupDatabase, type BackupReport } from './backup';
-import { Maintenance, type FencedRecord, type ReaperRun, type SeenRow, type SlotDrift } from './maintenance';
+import { Maintenance, type FencedRecord, type MetricsSnapshot, type ReaperRun, type SeenRow, type SlotDrift } from './maintenance';
 import { Nodes, type NodeInput } from './nodes';
 import { openDatabase, type StoreOptions } from './open';
 import { registerRawHandle } from './raw';
@@ -173,6 +173,10 @@ export class Store {
 
   recordFencedAttempts(node: string, fenced: FencedRecord[]): number {
     return this.#maintenance.recordFencedAttempts(node, fenced);
+  }
+
+  metricsSnapshot(sinceEventId: number): MetricsSnapshot {
+    return this.#maintenance.metricsSnapshot(sinceEventId);
   }
 
   recordReaperRun(kind: string, report: unknown): void {

@@ -18,6 +18,8 @@ export interface DevOptions {
   port: number;
   uiPort: number;
   localSlots: number;
+  /** Where the worker serves Prometheus metrics (metrics_address, or 127.0.0.1:9464). */
+  metricsAddress?: string;
 }
 
 export async function waitForTemporal(address: string, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
@@ -38,8 +40,12 @@ export async function waitForTemporal(address: string, timeoutMs: number, alive:
   throw new UserError(`Temporal at ${address} did not become ready in ${timeoutMs / 1000}s: ${last}`);
 }
 
+/** dispatch dev serves metrics here unless the config says where. */
+export const DEV_METRICS_ADDRESS = '127.0.0.1:9464';
+
 export async function runDev(o: DevOptions): Promise<void> {
   const cfg = o.config;
+  const metricsAddress = o.metricsAddress ?? cfg.metrics_address ?? DEV_METRICS_ADDRESS;
   const stateDir = path.resolve('.dispatch', 'temporal');
   const address = `127.0.0.1:${o.port}`;
   const server = startDevServer({ dir: stateDir, port: o.port, uiPort: o.uiPort });
@@ -64,6 +70,7 @@ export async function runDev(o: DevOptions): Promise<void> {
         'dispatch dev is up:',
         `  Temporal    ${address}   (state in ${stateDir})`,
         `  Web UI      http://localhost:${o.uiPort}   (search: TaskStatus="running", TaskNode="local")`,
+        `  metrics     http://${metricsAddress}/metrics`,
         `  database    ${o.dbPath}`,
         `  local node  "local", ${store.getNode('local')?.slots} slots`,
         `  schedules   ${applied
@@ -78,7 +85,13 @@ export async function runDev(o: DevOptions): Promise<void> {
         '',
       ].join('\n'),
     );
-    await runWorker({ temporal: { address, namespace: o.namespace }, dbPath: o.dbPath, config: cfg, queues: ['dispatch', 'dispatch-db'] });
+    await runWorker({
+      temporal: { address, namespace: o.namespace },
+      dbPath: o.dbPath,
+      config: cfg,
+      queues: ['dispatch', 'dispatch-db'],
+      metricsAddress,
+    });
   } finally {
     stopServer();
   }

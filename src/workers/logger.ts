@@ -17,9 +17,21 @@ export class DispatchSdkLogger extends DefaultLogger {
 
 let installed = false;
 
-/** Installs the logger once per process, before the first worker or native connection. */
-export function installSdkLogger(): void {
+/**
+ * Installs the logger once per process, before the first worker or native connection, and with
+ * `metricsAddress` the SDK's Prometheus exporter there (it serves dispatch's metrics too).
+ */
+export function installSdkLogger(metricsAddress?: string | null): void {
   if (installed) return;
   installed = true;
-  Runtime.install({ logger: new DispatchSdkLogger('INFO') });
+  Runtime.install({
+    logger: new DispatchSdkLogger('INFO'),
+    ...(metricsAddress
+      ? {
+          telemetryOptions: {
+            metrics: { prometheus: { bindAddress: metricsAddress, countersTotalSuffix: true, useSecondsForDurations: true } },
+          },
+        }
+      : {}),
+  });
 }

@@ -3,7 +3,8 @@
  * (plus the allocator) on `dispatch-db`. Only the machine holding dispatch.db runs `dispatch-db`.
  */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createMetrics, NO_METRICS, startDbMetrics } from './metrics';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createDbActivities } from '../activities/db';
@@ -41,6 +42,8 @@ export interface WorkerRunOptions {
    */
   buildId?: string;
   deploymentName?: string;
+  /** HOST:PORT to serve Prometheus metrics on (--metrics, config metrics_address); absent: none. */
+  metricsAddress?: string | null;
 }
 
 export const DEPLOYMENT_NAME_DEFAULT = 'dispatch';
@@ -83,8 +86,12 @@ function workflowSource(given?: string): Pick<WorkerOptions, 'workflowBundle' | 
 }
 
 export async function runWorker(opts: WorkerRunOptions): Promise<void> {
-  installSdkLogger();
+  const metricsAddress = opts.metricsAddress ?? opts.config.metrics_address;
+  installSdkLogger(metricsAddress);
   const log = opts.log ?? ((l: string) => console.log(l));
+  const meter = Runtime.instance().metricMeter;
+  const metrics = metricsAddress ? createMetrics(meter) : NO_METRICS;
+  let dbMetrics: { stop(): void } | null = null;
   const t = opts.temporal;
   const namespace = t.namespace;
   const connection = await NativeConnection.connect(connectOptions(t)).catch((e: Error) => {
@@ -109,7 +116,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           ...deploymentOptions(opts),
           ...workflowSource(opts.workflowBundle),
           activities: {
-            ...createNodeActivities({ pool, fence: { afterS: opts.config.fence_after, graceS: opts.config.kill_grace } }),
+            ...createNodeActivities({ pool, fence: { afterS: opts.config.fence_after, graceS: opts.config.kill_grace }, metrics }),
             ...createReaperNodeActivities({ pool, client }),
           },
           // Supervising activities are long and mostly idle: one per running task.
@@ -147,7 +154,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           taskQueue: DB_TASK_QUEUE,
           activities: {
             ...createDbActivities({ store, allocator }),
-            ...createReaperDbActivities({ store, client, config: opts.config, allocator }),
+            ...createReaperDbActivities({ store, client, config: opts.config, allocator, metrics }),
           },
           maxConcurrentActivityTaskExecutions: 64,
           maxHeartbeatThrottleInterval: 2000,
@@ -156,12 +163,15 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
         }),
       );
       allocator.start();
+      if (metricsAddress) dbMetrics = startDbMetrics(store, meter);
     }
     const build = opts.buildId ? `; build ${opts.deploymentName ?? DEPLOYMENT_NAME_DEFAULT}/${opts.buildId}` : '';
     log(`dispatch worker polling ${opts.queues.join(', ')} on ${describeConnection(t)}${store ? `; db ${opts.dbPath}` : ''}${build}`);
+    if (metricsAddress) log(`metrics: http://${metricsAddress}/metrics`);
     opts.onReady?.();
     await Promise.all(workers.map((w) => w.run()));
   } finally {
+    dbMetrics?.stop();
     allocator?.stop();
     pool.closeAll();
     store?.close();
