@@ -133,6 +133,9 @@ describe('self-fencing', () => {
     assert.ok(row.fenced_at);
     const kinds = c.read((s) => s.events('part-1')).map((e) => e.kind);
     assert.ok(kinds.includes('attempt_fenced'), kinds.join(', '));
+    // dispatch show names how each attempt ended: the first fenced itself.
+    const shown = JSON.parse(await c.cliOk(['show', 'part-1', '--json'])) as { attempt_history: { attempt: number; ended_by: string }[] };
+    assert.equal(shown.attempt_history.find((a) => a.attempt === 1)?.ended_by, 'fenced');
     await c.cliOk(['cancel', 'part-1']);
     c.assertBooks();
   });
