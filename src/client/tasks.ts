@@ -6,6 +6,8 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowStartOptions } from '@temporalio/client';
 import { TASK_QUEUE, TaskStatus, taskWorkflowId } from '../common/constants';
 import { UserError } from '../common/errors';
+import { ActivityFailure } from '../common/failures';
+import { ApplicationFailure } from '@temporalio/common';
 import { TaskNodeKey, TaskPriorityKey, TaskProjectKey, TaskStatusKey } from '../common/search-attributes';
 import type { Assignment, TaskRow, TaskSpec, TaskWorkflowInput } from '../common/types';
 import type { DispatchConfig } from '../config/config';
@@ -116,7 +118,15 @@ export async function startTask(client: Client, spec: TaskSpec, cfg: DispatchCon
     return 'submitted';
   } catch (e) {
     if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
-    const d = await client.workflow.getHandle(workflowId).describe();
+    const h = client.workflow.getHandle(workflowId);
+    const d = await h.describe();
+    if (d.status.name === 'FAILED' && (await refusedAtRegistration(h))) {
+      // Its registration was refused (an unknown node, ...): no row was written, so this is a new submission.
+      await client.workflow.start(TASK_WORKFLOW_TYPE, startOptions(input, 'ALLOW_DUPLICATE'));
+      // Refused again (the same clash), it says so here rather than pretend it was submitted.
+      await waitRegistered(client, spec.id, 20_000);
+      return 'submitted';
+    }
     if (d.memo?.spec_hash === input.specHash) return 'unchanged';
     throw new UserError(`task id ${spec.id} is already used by a different task (workflow ${workflowId})`);
   }
@@ -143,6 +153,18 @@ export async function waitRegistered(client: Client, taskId: string, timeoutMs: 
     const st = await h.query(stateQuery).catch(() => null);
     if (st?.registered) return true;
     await new Promise((r) => setTimeout(r, wait));
+  }
+  return false;
+}
+
+/** True when the run failed because its register activity refused the submission (no row exists). */
+async function refusedAtRegistration(h: ReturnType<Client['workflow']['getHandle']>): Promise<boolean> {
+  const err = await h.result().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  for (let c: unknown = err; c instanceof Error; c = c.cause) {
+    if (c instanceof ApplicationFailure && c.type === ActivityFailure.invalidSubmission) return true;
   }
   return false;
 }

@@ -198,6 +198,35 @@ describe('nodes that do not exist', () => {
     assert.match(elsewhere.stderr, /unknown node nosuch/);
     assert.equal(c.task('nn-1'), null);
     assert.equal(c.task('nn-2'), null);
+    // Once the node exists, the refused submission goes through (its refused run wrote no row).
+    const n1 = c.nodes[0]!;
+    await c.cliOk([
+      'node',
+      'add',
+      'nosuch',
+      '--host',
+      n1.host,
+      '--port',
+      String(n1.port),
+      '--user',
+      n1.user,
+      '--key',
+      n1.keyPath,
+      '--known-hosts',
+      n1.knownHostsPath,
+      '--work-dir',
+      path.join(c.dir, 'nosuch-work'),
+      '--slots',
+      '1',
+    ]);
+    const again = await c.cli(['submit', '--id', 'nn-2', '--command', 'true', '--node', 'nosuch'], {
+      db: path.join(c.dir, 'absent', 'dispatch.db'),
+    });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /submitted nn-2/);
+    await c.waitStatus('nn-2', 'completed');
+    await c.cliOk(['node', 'drain', 'nosuch']);
+    assert.deepEqual(JSON.parse(await c.cliOk(['node', 'remove', 'nosuch', '--json'])), { node: 'nosuch', removed: true, blocked: [] });
   });
 
   test('node remove refuses a node with running tasks, and blocks the queued tasks pinned to it', async () => {
