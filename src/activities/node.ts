@@ -103,7 +103,7 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
       try {
         out = await shellOf(input.node).exec(cmd, { stdin: input.specBody ?? '', timeoutMs: LAUNCH_TRY_S * 1000 });
       } catch (e) {
-        if (e instanceof NodeUnreachableError) {
+        if (e instanceof NodeUnreachableError && !(e instanceof NodeConfigError)) {
           // The try may have reached the node and started the process before contact was lost: the
           // workflow needs this worker's fence to know when such a process has certainly stopped.
           const lost: LaunchLostDetails = { fenceAfterS: fence.afterS, killGraceS: fence.graceS };
