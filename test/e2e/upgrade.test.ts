@@ -26,15 +26,15 @@ let unpatchedB: string;
 /** Bundle A with one more command after each recorded heartbeat: behind patched(), or not. */
 function variant(withPatch: boolean): string {
   const code = readFileSync(BUNDLE_A, 'utf8');
-  const from = /( *)if \(verdict\.state === 'running'\)\n\s*await db\.recordHeartbeat\(this\.spec\.id, this\.state\.attempt\);\n/;
+  // The recorded heartbeat of a running slice: the extra step goes right after it.
+  const from = /( *)await db\.recordHeartbeat\(this\.spec\.id, this\.state\.attempt\);\n/;
   assert.match(code, from, 'the bundle no longer has the lines this test extends: update the test with the code');
   const extra = withPatch
     ? `if ((0, workflow_1.patched)(${JSON.stringify(PATCH_ID)})) await db.getAssignment(this.spec.id);`
     : 'await db.getAssignment(this.spec.id);';
   const out = code.replace(
     from,
-    (_m, indent: string) =>
-      `${indent}if (verdict.state === 'running') {\n${indent}  await db.recordHeartbeat(this.spec.id, this.state.attempt);\n${indent}  ${extra}\n${indent}}\n`,
+    (_m, indent: string) => `${indent}await db.recordHeartbeat(this.spec.id, this.state.attempt);\n${indent}${extra}\n`,
   );
   const file = path.join(c.dir, withPatch ? 'bundle-b.js' : 'bundle-b-unpatched.js');
   writeFileSync(file, out);
