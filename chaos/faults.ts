@@ -289,9 +289,16 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
   // The node with the most active tasks, so the node-offline rule has something to find.
   const load = (n: SshNode) => runningOn(ctx, n.name).length;
   const node = free.sort((a, b) => load(b) - load(a) || a.name.localeCompare(b.name))[0]!;
-  if (load(node) === 0) {
-    // Nothing runs there yet: a partition with no task on the node would prove no fence. A task
-    // pinned to it, whose later attempts end at once.
+  // A task that ends on its own before fence_after proves no fence either (a seed of the quick run
+  // cut off a node whose one task was 1 s from its end).
+  const outlastsFence = (id: string): boolean => {
+    const t = ctx.submitted.get(id);
+    const started = Date.parse(ctx.task(id)?.started_at ?? '') || Date.now();
+    return t !== undefined && started + t.sleepS * 1000 - Date.now() > ((ctx.cfg.fence_after || 0) + 15) * 1000;
+  };
+  if (!runningOn(ctx, node.name).some(outlastsFence)) {
+    // Nothing there will still run when the fence falls: a task pinned to it, whose later
+    // attempts end at once.
     const t: PlannedTask = {
       id: `gh-partition-${++ghostSeq}`,
       kind: 'ghost',
@@ -306,7 +313,7 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
       cancelAfterMs: null,
       expect: 'completed',
     };
-    ctx.log(`  no active task on ${node.name}: submitting ${t.id} pinned to it`);
+    ctx.log(`  no task on ${node.name} outlasts fence_after: submitting ${t.id} pinned to it`);
     if (await submitTask(ctx, t)) await poll(() => ctx.task(t.id)?.status === 'running', 60_000, 300);
   }
   // Longer than fence_after + kill_grace + the reaper's margin: the cut-off tasks fence themselves,
