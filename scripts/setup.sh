@@ -42,6 +42,13 @@ else
   say "npm dependencies: present"
 fi
 
+# Debian packages, with sudo unless root; the package list is refreshed first.
+apt_install() {
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
 # 3. With --test: sshd for the end-to-end tests (each test starts its own sshd processes on 127.0.0.1),
 #    and shellcheck.
 if [ "$want_test" = 1 ]; then
@@ -49,9 +56,7 @@ if [ "$want_test" = 1 ]; then
     say "sshd: /usr/sbin/sshd"
   else
     say "installing openssh-server (Debian)"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client >/dev/null
+    apt_install openssh-server openssh-client
   fi
   mkdir -p /run/sshd 2>/dev/null || true
   # The unit tests lint the node scripts (src/shell/scripts/*.sh) with shellcheck.
@@ -59,9 +64,7 @@ if [ "$want_test" = 1 ]; then
     say "shellcheck: $(command -v shellcheck)"
   else
     say "installing shellcheck (Debian)"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq shellcheck >/dev/null
+    apt_install shellcheck
   fi
   # The cluster tests (test/cluster): Debian's PostgreSQL and openssl, and the Temporal server and
   # sql tool built with go install (scripts/temporal-cluster.sh build; skipped when present).
@@ -69,9 +72,7 @@ if [ "$want_test" = 1 ]; then
     say "postgresql: present"
   else
     say "installing postgresql and openssl (Debian)"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql openssl >/dev/null
+    apt_install postgresql openssl
   fi
   bash scripts/temporal-cluster.sh build
   # The Web UI test (test/e2e/webui.test.ts): Debian's chromium, driven by playwright-core through
@@ -80,9 +81,7 @@ if [ "$want_test" = 1 ]; then
     say "chromium: present"
   else
     say "installing chromium (Debian)"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt_install --no-install-recommends chromium
   fi
 fi
 say "ready"
