@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { findProcessesWithEnv, isAlive, waitFor } from '../helpers/proc';
-import { temporalBin } from '../helpers/temporal';
+import { temporalBin, waitListed } from '../helpers/temporal';
 import { ShellPool } from '../../src/shell/pool';
 import { probeNodes } from '../../src/reaper/nodes';
 
@@ -269,13 +269,10 @@ describe('nodes', () => {
     const query = 'TaskNode="n1" AND ExecutionStatus="Running"';
     const tctl = (args: string[]) => execFileSync(temporalBin(), [...args, '--address', c.temporal.address], { encoding: 'utf8' });
     // Visibility is eventually consistent: the batch must see both before it is started.
-    await waitFor(
-      () => {
-        const out = tctl(['workflow', 'list', '--query', query]);
-        return ids.every((id) => out.includes(`task-${id}`));
-      },
-      15_000,
-      'both workflows visible under the query',
+    await waitListed(
+      c.temporal.address,
+      query,
+      ids.map((id) => `task-${id}`),
     );
 
     tctl(['workflow', 'cancel', '--query', query, '--yes', '--reason', 'batch test']);

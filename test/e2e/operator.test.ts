@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { startCluster, sleep, type Cluster } from '../helpers/cluster';
-import { isAlive, waitFor } from '../helpers/proc';
-import { temporalBin } from '../helpers/temporal';
+import { nodeAddArgs, startCluster, sleep, type Cluster } from '../helpers/cluster';
+import { isAlive } from '../helpers/proc';
+import { temporalBin, waitListed } from '../helpers/temporal';
 
 let c: Cluster;
 const BIN = path.resolve(__dirname, '../../../bin/dispatch.js');
@@ -200,25 +200,7 @@ describe('nodes that do not exist', () => {
     assert.equal(c.task('nn-2'), null);
     // Once the node exists, the refused submission goes through (its refused run wrote no row).
     const n1 = c.nodes[0]!;
-    await c.cliOk([
-      'node',
-      'add',
-      'nosuch',
-      '--host',
-      n1.host,
-      '--port',
-      String(n1.port),
-      '--user',
-      n1.user,
-      '--key',
-      n1.keyPath,
-      '--known-hosts',
-      n1.knownHostsPath,
-      '--work-dir',
-      path.join(c.dir, 'nosuch-work'),
-      '--slots',
-      '1',
-    ]);
+    await c.cliOk(nodeAddArgs(n1, 1, 'nosuch', path.join(c.dir, 'nosuch-work')));
     const again = await c.cli(['submit', '--id', 'nn-2', '--command', 'true', '--node', 'nosuch'], {
       db: path.join(c.dir, 'absent', 'dispatch.db'),
     });
@@ -231,25 +213,7 @@ describe('nodes that do not exist', () => {
 
   test('node remove refuses a node with running tasks, and blocks the queued tasks pinned to it', async () => {
     const spare = c.nodes[1]!;
-    await c.cliOk([
-      'node',
-      'add',
-      'spare',
-      '--host',
-      spare.host,
-      '--port',
-      String(spare.port),
-      '--user',
-      spare.user,
-      '--key',
-      spare.keyPath,
-      '--known-hosts',
-      spare.knownHostsPath,
-      '--work-dir',
-      path.join(c.dir, 'spare-work'),
-      '--slots',
-      '1',
-    ]);
+    await c.cliOk(nodeAddArgs(spare, 1, 'spare', path.join(c.dir, 'spare-work')));
     await c.cliOk(['submit', '--id', 'rm-run', '--node', 'spare', '--command', 'sleep 60']);
     await c.waitStatus('rm-run', 'running');
     await c.cliOk(['submit', '--id', 'rm-queued', '--node', 'spare', '--command', 'true']);
@@ -288,13 +252,11 @@ describe('cancel by signal', () => {
     const rows = [];
     for (const id of ids) rows.push(await c.waitStatus(id, 'running'));
     const query = 'TaskProject="sigbatch" AND ExecutionStatus="Running"';
-    await waitFor(
-      () => {
-        const out = tctl(['workflow', 'list', '--query', query]);
-        return ids.every((id) => out.includes(`task-${id}`));
-      },
-      15_000,
-      'both workflows visible under the query',
+    // Visibility is eventually consistent: the batch must see both before it is started.
+    await waitListed(
+      c.temporal.address,
+      query,
+      ids.map((id) => `task-${id}`),
     );
     tctl(['workflow', 'signal', '--query', query, '--name', 'cancel', '--input', '"batch"', '--yes']);
     for (const id of ids) {

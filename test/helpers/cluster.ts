@@ -181,10 +181,13 @@ export class Cluster {
   }
 }
 
-/** `dispatch node add` for a test sshd node (under its own name unless `name` is given). */
-export function nodeAddArgs(n: SshNode, slots: number, name = n.name): string[] {
+/**
+ * `dispatch node add` for a test sshd node (under its own name unless `name` is given; a second
+ * name for the same sshd gets a work dir of its own with `workDir`).
+ */
+export function nodeAddArgs(n: SshNode, slots: number, name = n.name, workDir = n.workDir): string[] {
   const ssh = ['--host', n.host, '--port', String(n.port), '--user', n.user, '--key', n.keyPath, '--known-hosts', n.knownHostsPath];
-  return ['node', 'add', name, ...ssh, '--work-dir', n.workDir, '--slots', String(slots)];
+  return ['node', 'add', name, ...ssh, '--work-dir', workDir, '--slots', String(slots)];
 }
 
 export function sleep(ms: number): Promise<void> {

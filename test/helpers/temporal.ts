@@ -239,3 +239,18 @@ export async function startTemporal(opts: { dir?: string; ui?: boolean } = {}): 
   };
   return server;
 }
+
+/**
+ * Waits until `temporal workflow list --query` shows every one of `workflowIds`: visibility is
+ * eventually consistent, and a batch operation by query acts only on what it lists.
+ */
+export async function waitListed(address: string, query: string, workflowIds: string[], timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let out = '';
+  while (Date.now() < until) {
+    out = execFileSync(temporalBin(), ['workflow', 'list', '--query', query, '--address', address], { encoding: 'utf8' });
+    if (workflowIds.every((id) => out.includes(id))) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${workflowIds.join(', ')} not all listed under ${query} within ${timeoutMs} ms:\n${out}`);
+}
