@@ -8,6 +8,7 @@
 import type { MetricCounter, MetricGauge, MetricHistogram, MetricMeter } from '@temporalio/common';
 import type { DispatchMetrics } from '../common/metrics';
 import type { Store } from '../store/store';
+import { MEMORY_PARTS, MemoryProbe } from './memory';
 
 export { NO_METRICS, type DispatchMetrics } from '../common/metrics';
 
@@ -84,4 +85,39 @@ export function startDbMetrics(store: Store, meter: MetricMeter, intervalMs = 50
   }, intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer), refresh };
+}
+
+/**
+ * `dispatch_worker_memory_bytes{part}`: the worker's resident memory in parts that add up to its
+ * VmRSS (src/workers/memory.ts), plus `part="rss"` itself, read every `intervalMs`.
+ */
+export function startMemoryMetrics(meter: MetricMeter, intervalMs = 10_000): { stop(): void } {
+  const gauge: MetricGauge = meter.createGauge('dispatch_worker_memory_bytes', 'int', 'bytes', 'worker VmRSS and its parts, by part');
+  const used: MetricGauge = meter.createGauge('dispatch_worker_heap_used_bytes', 'int', 'bytes', 'used bytes of the V8 heaps, by heap');
+  const probe = new MemoryProbe();
+  let busy = false;
+  const refresh = async (): Promise<void> => {
+    if (busy) return;
+    busy = true;
+    try {
+      const m = await probe.read();
+      gauge.set(m.rss, { part: 'rss' });
+      for (const p of MEMORY_PARTS) gauge.set(Math.max(0, m[p]), { part: p });
+      used.set(m.main_heap_used, { heap: 'main' });
+      used.set(m.workflow_heap_used, { heap: 'workflow' });
+    } catch {
+      /* the next round reads it */
+    } finally {
+      busy = false;
+    }
+  };
+  void refresh();
+  const timer = setInterval(() => void refresh(), intervalMs);
+  timer.unref();
+  return {
+    stop: () => {
+      clearInterval(timer);
+      probe.close();
+    },
+  };
 }

@@ -108,6 +108,17 @@ describe('metrics', () => {
     });
   });
 
+  test("the worker's resident memory is served in parts that add up to its VmRSS", async () => {
+    const parts = ['code', 'main_heap', 'workflow_heap', 'external', 'native'];
+    const s = await until('the memory gauges', (x) => value(x, 'dispatch_worker_memory_bytes', { part: 'rss' }) > 0);
+    const rss = value(s, 'dispatch_worker_memory_bytes', { part: 'rss' });
+    const sum = parts.reduce((a, p) => a + value(s, 'dispatch_worker_memory_bytes', { part: p }), 0);
+    for (const p of parts.slice(0, 4)) assert.ok(value(s, 'dispatch_worker_memory_bytes', { part: p }) > 0, `part ${p} is measured`);
+    // native is the remainder, shown as 0 if the committed heaps are not all resident: never below.
+    assert.ok(sum >= rss && sum - rss < rss * 0.1, `parts ${sum} add up to rss ${rss}`);
+    assert.ok(value(s, 'dispatch_worker_heap_used_bytes', { heap: 'workflow' }) > 0, 'the workflow thread heap is read');
+  });
+
   test('a bad --metrics address is refused with exit 2', async () => {
     const r = await c.cli(['worker', '--metrics', 'not an address']);
     assert.equal(r.code, 2);

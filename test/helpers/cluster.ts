@@ -41,6 +41,8 @@ export interface ClusterOptions {
    */
   temporal?: TemporalServer;
   profile?: string;
+  /** Nodes whose sshd reaps the task processes that end below it (startSshd reapOrphans). */
+  reapOrphans?: boolean;
 }
 
 export class Cluster {
@@ -201,7 +203,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
   writeFileSync(configPath, JSON.stringify({ lease_s: 3, kill_grace: 2, heartbeat_record_interval: 2, ...o.config }, null, 2));
   const temporal = o.temporal ?? (await startTemporal({ dir }));
   const nodes: SshNode[] = [];
-  for (let i = 1; i <= (o.nodes ?? 2); i++) nodes.push(await startSshd(`n${i}`, { baseDir: dir }));
+  for (let i = 1; i <= (o.nodes ?? 2); i++) nodes.push(await startSshd(`n${i}`, { baseDir: dir, reapOrphans: o.reapOrphans }));
   const env = { ...process.env, ...o.env };
   delete env.DISPATCH_DB;
   delete env.TEMPORAL_ADDRESS;

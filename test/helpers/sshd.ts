@@ -34,6 +34,10 @@ const SSHD = '/usr/sbin/sshd'; // absolute: sshd refuses to re-exec itself other
 const READY_TIMEOUT_MS = 15_000;
 const SETPRIV = fs.existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : null;
 
+/** perl -e: become a child subreaper, then exec sshd in place (same pid); sshd reaps with waitpid(-1). */
+const PRCTL_SYSCALL = process.arch === 'arm64' ? 167 : 157;
+const SUBREAPER = `syscall(${PRCTL_SYSCALL}, 36, 1, 0, 0, 0) == 0 or die "prctl: $!"; exec { $ARGV[0] } @ARGV or die "exec: $!"`;
+
 const live = new Set<ChildProcess>();
 const tempDirs: string[] = [];
 process.on('exit', () => {
@@ -149,6 +153,12 @@ export async function startSshd(
     baseDir?: string;
     clientKeyDir?: string;
     /** sshd's ForceCommand: a wrapper that runs every command. */ forceCommand?: string;
+    /**
+     * Make the listener a child subreaper (prctl PR_SET_CHILD_SUBREAPER) so that it reaps the
+     * detached task processes that end below it. PID 1 here does not reap, and a benchmark with
+     * thousands of tasks would otherwise leave thousands of zombies holding pids after it.
+     */
+    reapOrphans?: boolean;
   } = {},
 ): Promise<SshNode> {
   fs.mkdirSync('/run/sshd', { recursive: true }); // privilege separation dir; sshd refuses to start without it
@@ -202,11 +212,13 @@ export async function startSshd(
   let child: ChildProcess | undefined;
   let stderr = '';
   const launch = async (port: number): Promise<ChildProcess> => {
-    const args = ['-D', '-e', '-f', config];
+    const sshdArgs = ['-D', '-e', '-f', config];
+    const args = opts.reapOrphans ? ['-e', SUBREAPER, SSHD, ...sshdArgs] : sshdArgs;
+    const cmd = opts.reapOrphans ? 'perl' : SSHD;
     // setpriv --pdeathsig: the kernel kills the listener if this process dies without 'exit' hooks.
     const c = SETPRIV
-      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', SSHD, ...args], { detached: false, stdio: ['ignore', 'ignore', 'pipe'] })
-      : spawn(SSHD, args, { detached: false, stdio: ['ignore', 'ignore', 'pipe'] });
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args], { detached: false, stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(cmd, args, { detached: false, stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(c);
     c.once('exit', () => live.delete(c));
     c.unref(); // a forgotten sshd must not keep the test process alive; the exit hook kills it

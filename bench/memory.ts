@@ -1,0 +1,219 @@
+/**
+ * The worker's memory profile: real sleeping tasks on real sshd nodes, the worker's VmRSS split into
+ * parts that add up to it (src/workers/memory.ts, read through its metrics endpoint), at several
+ * running-task counts and workflow cache sizes. Tasks are added in steps (100, then 1,000, then
+ * 3,000); at each step the worker is restarted once per cache size, left to settle into its rhythm,
+ * then sampled over more than one supervise slice.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { startCluster, sleep, type Cluster } from '../test/helpers/cluster';
+import { compileConfig } from '../src/config/config';
+import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
+import { TASK_QUEUE } from '../src/common/constants';
+import { MEMORY_PARTS } from '../src/workers/memory';
+
+export interface ProfilePoint {
+  tasks: number;
+  cache: number;
+  rss_mb: number;
+  /** code, main_heap, workflow_heap, external, native: they add up to rss_mb (of the same sample). */
+  parts_mb: Record<(typeof MEMORY_PARTS)[number], number>;
+  main_heap_used_mb: number;
+  workflow_heap_used_mb: number;
+  /** The SDK's own gauges at that sample: workflows in the cache, activity slots in use. */
+  cached_workflows: number | null;
+  activities_in_flight: number | null;
+  samples: number;
+  /** The worker's SSH connections to the nodes at that sample (ProfileOptions.connections). */
+  ssh_connections?: number;
+}
+
+export interface ProfileOptions {
+  counts: number[];
+  caches: number[];
+  nodes: number;
+  leaseS: number;
+  sliceS: number;
+  log: (s: string) => void;
+  /** Counts a worker process's SSH connections to the given node ports. */
+  connections?: (workerPid: number, ports: Set<number>) => number;
+}
+
+const mb = (b: number): number => Math.round((b / 1048576) * 10) / 10;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address() as net.AddressInfo;
+      s.close(() => resolve(a.port));
+    });
+  });
+}
+
+type Sample = { name: string; labels: Record<string, string>; value: number };
+
+async function scrape(port: number): Promise<Sample[]> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  const text = await res.text();
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const kv of (m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels[kv[1]!] = kv[2]!;
+    out.push({ name: m[1]!, labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+function pick(s: Sample[], name: string, want: Record<string, string> = {}): number | null {
+  const hit = s.filter((x) => x.name === name && Object.entries(want).every(([k, v]) => x.labels[k] === v));
+  return hit.length ? hit.reduce((a, x) => a + x.value, 0) : null;
+}
+
+async function submit(c: Cluster, from: number, to: number): Promise<void> {
+  const cfg = compileConfig(JSON.parse(readFileSync(c.configPath, 'utf8')));
+  for (let i = from; i < to; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, to - i) }, (_, k) => {
+        const id = `mem-${i + k}`;
+        const spec = {
+          id,
+          project: 'mem',
+          priority: 50,
+          dependsOn: [],
+          modifies: [],
+          command: 'sleep 14400',
+          specBody: null,
+          executor: null,
+          estimatedMinutes: null,
+          maxRuntimeS: 6 * 3600,
+          node: null,
+        };
+        return c.client.workflow.start('taskWorkflow', {
+          taskQueue: TASK_QUEUE,
+          workflowId: `task-${id}`,
+          args: [workflowInput(spec, cfg)],
+        });
+      }),
+    );
+  }
+}
+
+async function waitRunning(c: Cluster, n: number, log: (s: string) => void): Promise<number> {
+  const until = Date.now() + 30 * 60_000;
+  let last = -1;
+  for (;;) {
+    const running = c.read((s) => s.counts('mem').running ?? 0);
+    if (running >= n || Date.now() > until) return running;
+    if (running !== last && running % 500 < 50) log(`  ${running} of ${n} running`);
+    last = running;
+    await sleep(2000);
+  }
+}
+
+/** Runs the profile; returns one point per (tasks, cache), in the order measured. */
+export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> {
+  const max = Math.max(...o.counts);
+  const c = await startCluster({
+    nodes: o.nodes,
+    slots: Math.ceil(max / o.nodes),
+    reapOrphans: true,
+    config: { lease_s: o.leaseS, heartbeat_record_interval: o.sliceS },
+  });
+  const points: ProfilePoint[] = [];
+  const cur: { worker: Awaited<ReturnType<Cluster['startWorker']>> | null } = { worker: null };
+  let port = 0;
+  const restart = async (cache: number): Promise<void> => {
+    await cur.worker?.stop();
+    const cfg = JSON.parse(readFileSync(c.configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(c.configPath, JSON.stringify({ ...cfg, max_cached_workflows: cache }, null, 2));
+    port = await freePort();
+    cur.worker = await c.startWorker(undefined, {}, ['--metrics', `127.0.0.1:${port}`]);
+  };
+  try {
+    let submitted = 0;
+    let caches = [...o.caches];
+    for (const n of o.counts) {
+      if (!cur.worker) await restart(caches[0]!);
+      await submit(c, submitted, n);
+      submitted = n;
+      const running = await waitRunning(c, n, o.log);
+      for (const cache of caches) {
+        if (points.length === 0 || points[points.length - 1]!.cache !== cache) await restart(cache);
+        // A restarted worker takes over every supervise activity (retried at once after the old
+        // worker's shutdown, or after one lease) and replays what it runs: wait that out and a slice.
+        await sleep((o.leaseS + o.sliceS + 15) * 1000);
+        let best: Sample[] | null = null;
+        let samples = 0;
+        const until = Date.now() + (o.sliceS + 15) * 1000;
+        while (Date.now() < until) {
+          await sleep(10_000); // the worker refreshes its memory gauges every 10 s
+          const s = await scrape(port).catch(() => null);
+          if (!s || pick(s, 'dispatch_worker_memory_bytes', { part: 'rss' }) === null) continue;
+          samples++;
+          if (
+            !best ||
+            pick(s, 'dispatch_worker_memory_bytes', { part: 'rss' })! > pick(best, 'dispatch_worker_memory_bytes', { part: 'rss' })!
+          )
+            best = s;
+        }
+        if (!best) throw new Error(`no memory samples from the worker's metrics at ${n} tasks, cache ${cache}`);
+        const part = (p: string): number => pick(best!, 'dispatch_worker_memory_bytes', { part: p }) ?? 0;
+        const point: ProfilePoint = {
+          tasks: running,
+          cache,
+          rss_mb: mb(part('rss')),
+          parts_mb: Object.fromEntries(MEMORY_PARTS.map((p) => [p, mb(part(p))])) as ProfilePoint['parts_mb'],
+          main_heap_used_mb: mb(pick(best, 'dispatch_worker_heap_used_bytes', { heap: 'main' }) ?? 0),
+          workflow_heap_used_mb: mb(pick(best, 'dispatch_worker_heap_used_bytes', { heap: 'workflow' }) ?? 0),
+          cached_workflows: pick(best, 'temporal_sticky_cache_size'),
+          activities_in_flight: pick(best, 'temporal_worker_task_slots_used', { worker_type: 'ActivityWorker', task_queue: TASK_QUEUE }),
+          samples,
+        };
+        const wpid = cur.worker?.proc.pid;
+        if (o.connections && wpid) point.ssh_connections = o.connections(wpid, new Set(c.nodes.map((x) => x.port)));
+        points.push(point);
+        o.log(
+          `  ${running} running, cache ${cache}: rss ${point.rss_mb} MB = ` +
+            MEMORY_PARTS.map((p) => `${p} ${point.parts_mb[p]}`).join(' + ') +
+            `; cached ${point.cached_workflows}, activities ${point.activities_in_flight}`,
+        );
+      }
+      caches = caches.reverse(); // the next step starts with the cache this one ended on
+    }
+    return points;
+  } finally {
+    await c.stop();
+  }
+}
+
+/** Per-task and per-cached-workflow costs read off the profile (MB), by part. */
+export function profileCosts(points: ProfilePoint[]): {
+  per_running_task: Record<string, number> | null;
+  per_cached_workflow: Record<string, number> | null;
+} {
+  const at = (tasks: number, cache: number) => points.find((p) => p.tasks === tasks && p.cache === cache);
+  const counts = [...new Set(points.map((p) => p.tasks))].sort((a, b) => a - b);
+  const caches = [...new Set(points.map((p) => p.cache))].sort((a, b) => a - b);
+  const lo = counts[0]!;
+  const hi = counts[counts.length - 1]!;
+  const cLo = caches[0]!;
+  const cHi = caches[caches.length - 1]!;
+  const diff = (a: ProfilePoint | undefined, b: ProfilePoint | undefined, per: number): Record<string, number> | null => {
+    if (!a || !b || per <= 0) return null;
+    const out: Record<string, number> = { rss: Math.round(((b.rss_mb - a.rss_mb) / per) * 1000) / 1000 };
+    for (const p of MEMORY_PARTS) out[p] = Math.round(((b.parts_mb[p] - a.parts_mb[p]) / per) * 1000) / 1000;
+    return out;
+  };
+  // With the smallest cache, more running tasks add no cached workflows: what grows is per task.
+  const perTask = diff(at(lo, cLo), at(hi, cLo), hi - lo);
+  // At the largest count, the cache difference is that many more cached workflows.
+  const big = at(hi, cHi);
+  const small = at(hi, cLo);
+  const cachedDelta = big && small ? (big.cached_workflows ?? cHi) - (small.cached_workflows ?? cLo) : 0;
+  return { per_running_task: perTask, per_cached_workflow: diff(small, big, cachedDelta) };
+}

@@ -1,0 +1,126 @@
+/**
+ * What the worker's resident memory is made of, in parts that add up to its VmRSS (/proc/self/status):
+ *
+ * - `code`: file-backed and shared pages (RssFile + RssShmem): node, the SDK's native module, libraries.
+ * - `main_heap`: the main thread's V8 heap (committed): activities, the SSH pool, the SDK's JS side.
+ * - `workflow_heap`: the V8 heaps of the SDK's workflow threads (committed), read through the
+ *   in-process inspector: the workflow cache lives there, one sandboxed workflow per cached run.
+ * - `external`: memory V8 objects hold outside the heaps (Buffers, ArrayBuffers) on the main thread.
+ * - `native`: the rest of the anonymous memory (RssAnon less the three above): the Rust core's state
+ *   (per open workflow and per running activity), gRPC buffers, allocator arenas, thread stacks.
+ *
+ * Read on demand (the metrics gauge, the benchmark's profile); nothing here runs unless asked.
+ */
+import { readFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+
+export interface MemoryParts {
+  rss: number;
+  code: number;
+  main_heap: number;
+  workflow_heap: number;
+  external: number;
+  native: number;
+  /** Used (not only committed) bytes of the two heaps, for reading the parts. */
+  main_heap_used: number;
+  workflow_heap_used: number;
+  workflow_threads: number;
+}
+
+export const MEMORY_PARTS = ['code', 'main_heap', 'workflow_heap', 'external', 'native'] as const;
+
+function statusKb(text: string, key: string): number {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+type HeapUsage = { usedSize: number; totalSize: number };
+
+/** Reads the heaps of the process's worker threads over one in-process inspector session. */
+export class MemoryProbe {
+  private session: Session | null = null;
+  private readonly threads = new Map<string, string>();
+  private readonly pending = new Map<number, (u: HeapUsage | null) => void>();
+  private nextId = 1;
+
+  private async connect(): Promise<Session> {
+    if (this.session) return this.session;
+    const s = new Session();
+    s.connect();
+    s.on('NodeWorker.attachedToWorker', (m: { params: { sessionId: string; workerInfo: { workerId: string } } }) => {
+      this.threads.set(m.params.workerInfo.workerId, m.params.sessionId);
+    });
+    s.on('NodeWorker.detachedFromWorker', (m: { params: { sessionId: string } }) => {
+      for (const [k, v] of this.threads) if (v === m.params.sessionId) this.threads.delete(k);
+    });
+    s.on('NodeWorker.receivedMessageFromWorker', (m: { params: { message: string } }) => {
+      try {
+        const msg = JSON.parse(m.params.message) as { id?: number; result?: HeapUsage };
+        if (typeof msg.id !== 'number') return;
+        const done = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        done?.(msg.result && typeof msg.result.totalSize === 'number' ? msg.result : null);
+      } catch {
+        /* not ours */
+      }
+    });
+    await new Promise<void>((resolve, reject) =>
+      s.post('NodeWorker.enable', { waitForDebuggerOnStart: false }, (e) => (e ? reject(e) : resolve())),
+    );
+    // The attach events for threads that already run arrive right after enable.
+    await new Promise((r) => setTimeout(r, 50));
+    this.session = s;
+    return s;
+  }
+
+  private async threadHeap(s: Session, sessionId: string): Promise<HeapUsage | null> {
+    const id = this.nextId++;
+    const answer = new Promise<HeapUsage | null>((resolve) => {
+      this.pending.set(id, resolve);
+      setTimeout(() => {
+        if (this.pending.delete(id)) resolve(null);
+      }, 2000).unref();
+    });
+    s.post(
+      'NodeWorker.sendMessageToWorker',
+      { sessionId, message: JSON.stringify({ id, method: 'Runtime.getHeapUsage' }) },
+      () => undefined,
+    );
+    return answer;
+  }
+
+  async read(): Promise<MemoryParts> {
+    const s = await this.connect();
+    const heaps = await Promise.all([...this.threads.values()].map((id) => this.threadHeap(s, id)));
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const mu = process.memoryUsage();
+    const rss = statusKb(status, 'VmRSS');
+    const code = statusKb(status, 'RssFile') + statusKb(status, 'RssShmem');
+    let wfTotal = 0;
+    let wfUsed = 0;
+    let n = 0;
+    for (const h of heaps) {
+      if (!h) continue;
+      wfTotal += h.totalSize;
+      wfUsed += h.usedSize;
+      n++;
+    }
+    const native = rss - code - mu.heapTotal - wfTotal - mu.external;
+    return {
+      rss,
+      code,
+      main_heap: mu.heapTotal,
+      workflow_heap: wfTotal,
+      external: mu.external,
+      native,
+      main_heap_used: mu.heapUsed,
+      workflow_heap_used: wfUsed,
+      workflow_threads: n,
+    };
+  }
+
+  close(): void {
+    this.session?.disconnect();
+    this.session = null;
+  }
+}
