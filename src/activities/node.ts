@@ -2,10 +2,10 @@
  * Activities on the `dispatch` queue: they talk to nodes and never touch the database, so any
  * number of workers on any machine can run them.
  */
-import { Context, log } from '@temporalio/activity';
+import { CompleteAsyncError, Context, log } from '@temporalio/activity';
 import { LAUNCH_TRY_S } from '../common/constants';
 import { ActivityFailure } from '../common/failures';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { NodeConfigError, NodeUnreachableError } from '../common/errors';
 import type { NodeRow, ProcessIdentity } from '../common/types';
 import { isValidTaskId } from '../common/validate';
@@ -13,6 +13,7 @@ import type { ShellPool } from '../shell/pool';
 import { ProbeBatcher } from '../shell/batcher';
 import { killCommand, launchCommand, NO_FENCE, workDirOf, type FenceSettings } from '../shell/scripts';
 import { parseKillOutput, parseKv, parseWrapperStatus, type KillReport, type ProbeVerdict } from '../shell/status';
+import type { SuperviseWatcher, WatchRequest } from './watcher';
 import type { NodeShell } from '../shell/types';
 import { NO_METRICS, type DispatchMetrics } from '../common/metrics';
 
@@ -29,7 +30,15 @@ export interface LaunchInput {
    * when it scheduled the launch, plus launch_timeout). Absent: Temporal's own timeout ends the tries.
    */
   deadlineMs?: number;
+  /**
+   * Wait up to this long (ms) on the node for the process to end (LAUNCH_EXIT_WAIT_MS); absent or 0:
+   * report it as soon as it runs. Launches of workflows without Patch.launchExit pass none.
+   */
+  exitWaitMs?: number;
 }
+
+/** The launched process, and its exit when it ended within the launch's exit wait. */
+export type LaunchResult = ProcessIdentity & { exited?: { exitCode: number } };
 
 export interface SuperviseInput {
   node: NodeRow;
@@ -70,35 +79,28 @@ function nodeFailure(e: unknown): never {
   throw e;
 }
 
-/** A Map that forgets its oldest entries past `max` (attempts whose slices moved to other workers). */
-class BoundedMap<K, V> extends Map<K, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-  override set(k: K, v: V): this {
-    if (!this.has(k) && this.size >= this.max) this.delete(this.keys().next().value as K);
-    return super.set(k, v);
-  }
+/** The probe batcher a worker's watcher uses: one command per node per 100 ms window. */
+export function probeBatcher(pool: ShellPool): ProbeBatcher {
+  return new ProbeBatcher(pool, 100, PROBE_TIMEOUT_MS);
 }
 
-export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBatcher; fence?: FenceSettings; metrics?: DispatchMetrics }) {
+export function createNodeActivities(deps: {
+  pool: ShellPool;
+  watcher: SuperviseWatcher;
+  fence?: FenceSettings;
+  metrics?: DispatchMetrics;
+}) {
   const metrics = deps.metrics ?? NO_METRICS;
   const fence = deps.fence ?? NO_FENCE;
-  /** Per supervised attempt on this worker: the latest moment its node may have acknowledged a lease refresh. */
-  const leaseAcks = new BoundedMap<string, number>(100_000);
   const shellOf = (node: NodeRow): NodeShell => deps.pool.get(node);
-  const batcher = deps.batcher ?? new ProbeBatcher(deps.pool, 100, PROBE_TIMEOUT_MS);
-
-  function probe(node: NodeRow, id: ProcessIdentity): Promise<ProbeVerdict> {
-    return batcher.probe(node, id);
-  }
 
   return {
     /** Starts the attempt's wrapper, or reports the copy an earlier try of this activity started. */
-    async launch(input: LaunchInput): Promise<ProcessIdentity> {
+    async launch(input: LaunchInput): Promise<LaunchResult> {
       const planned = attemptDir(input.node, input.taskId, input.attempt);
       const token = input.token ?? '';
-      const cmd = launchCommand(planned, input.taskId, input.attempt, input.command, input.specBody !== null, token, fence);
+      const exitWaitMs = Math.max(0, Math.min(10_000, Math.floor(input.exitWaitMs ?? 0)));
+      const cmd = launchCommand(planned, input.taskId, input.attempt, input.command, input.specBody !== null, token, fence, exitWaitMs);
       let out;
       try {
         out = await shellOf(input.node).exec(cmd, { stdin: input.specBody ?? '', timeoutMs: LAUNCH_TRY_S * 1000 });
@@ -151,7 +153,7 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
       }
       const reused = /^existing$/m.test(out.stdout);
       log.info('launched', { task: input.taskId, attempt: input.attempt, node: input.node.name, pid: st.pid, reused });
-      const identity: ProcessIdentity = {
+      const identity: LaunchResult = {
         node: input.node.name,
         pid: st.pid,
         starttime: st.starttime,
@@ -164,65 +166,30 @@ export function createNodeActivities(deps: { pool: ShellPool; batcher?: ProbeBat
       // The fence this attempt's watchdog enforces, as its first launch set it (0 or absent: none).
       const fa = Number(kv.get('fence_after'));
       if (Number.isSafeInteger(fa) && fa > 0) identity.fenceAfterS = fa;
+      // Only a launch asked to wait reports an exit: an older workflow supervises as it always did.
+      if (exitWaitMs > 0 && st.state === 'exited' && st.exitCode !== null && st.fencedAt === null)
+        identity.exited = { exitCode: st.exitCode };
       return identity;
     },
 
     /**
-     * Watches one process for up to sliceS seconds. Heartbeats early and often with the identity as
-     * details; a retry after a worker died re-attaches to the same process (it is in the input).
+     * Watches one process for up to sliceS seconds: hands the attempt to the worker's watcher, which
+     * heartbeats with the identity as details, probes it with the rest of its node, and completes
+     * this activity through its task token. A retry after a worker died re-attaches to the same
+     * process (it is in the input).
      */
     async supervise(input: SuperviseInput): Promise<SuperviseResult> {
       const ctx = Context.current();
-      // Poll fast at first (short tasks end quickly), then every lease/4: never slower than the heartbeat needs.
-      const maxTickMs = Math.max(200, Math.floor((input.leaseS * 1000) / 4));
-      let tickMs = 200;
-      const until = Date.now() + input.sliceS * 1000;
-      const details = { identity: input.identity, reattached: ctx.info.attempt > 1 };
-      let unreachableSince: number | null = null;
-      // The latest moment the node may have confirmed a lease refresh (ms, this worker's clock):
-      // what the reaper counts the fence from. A retry carries on from the previous try's heartbeat,
-      // a later slice on this worker from the one before; otherwise every earlier slice ended before
-      // this one began, so now is a safe upper bound until the first probe answers.
-      const key = `${input.identity.taskId}:${input.identity.attempt}:${input.identity.pid}`;
-      const prev = ctx.info.heartbeatDetails as { leaseAckAt?: unknown } | undefined;
-      let leaseAckAt: number = typeof prev?.leaseAckAt === 'number' ? prev.leaseAckAt : (leaseAcks.get(key) ?? Date.now());
-      leaseAcks.set(key, leaseAckAt);
-      // The heartbeat (the lease) runs on its own timer: a probe that waits behind a slow node or a
-      // full channel queue delays the verdict, never the heartbeat of a live worker.
-      const beat = (): void => ctx.heartbeat({ ...details, unreachableSince, leaseAckAt });
-      beat();
-      const timer = setInterval(beat, maxTickMs);
-      try {
-        for (;;) {
-          try {
-            // A cancel (the runtime cap, a cancelled task) does not wait for a slow probe.
-            const v = await Promise.race([probe(input.node, input.identity), ctx.cancelled]);
-            unreachableSince = null;
-            if (v.state !== 'running') {
-              leaseAcks.delete(key);
-              return v;
-            }
-            if (v.leaseRefreshed) {
-              leaseAckAt = Date.now();
-              leaseAcks.set(key, leaseAckAt);
-            }
-          } catch (e) {
-            if (e instanceof CancelledFailure) throw e;
-            // The watcher is alive even when the node is not; the node probe decides about the node.
-            unreachableSince ??= Date.now();
-            log.warn('probe failed', { task: input.identity.taskId, error: (e as Error).message });
-          }
-          beat();
-          if (Date.now() >= until) return { state: 'running' };
-          // Once past the fast start, wake on ticks aligned to the clock so that every task on a
-          // node probes at the same moment and the batcher sends one command for all of them.
-          const wait = tickMs < maxTickMs ? tickMs : Math.ceil((Date.now() + 1) / maxTickMs) * maxTickMs - Date.now();
-          await ctx.sleep(Math.min(wait, Math.max(0, until - Date.now())));
-          tickMs = Math.min(maxTickMs, tickMs * 2);
-        }
-      } finally {
-        clearInterval(timer);
-      }
+      deps.watcher.watch({
+        taskToken: ctx.info.taskToken,
+        node: input.node,
+        identity: input.identity,
+        leaseS: input.leaseS,
+        sliceS: input.sliceS,
+        reattached: ctx.info.attempt > 1,
+        previous: ctx.info.heartbeatDetails as WatchRequest['previous'],
+      });
+      throw new CompleteAsyncError();
     },
 
     /** The checked kill: TERM, grace, KILL, verify; the identity is re-checked before each signal. */

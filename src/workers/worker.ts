@@ -4,11 +4,12 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createMetrics, NO_METRICS, startDbMetrics } from './metrics';
+import { createMetrics, NO_METRICS, startDbMetrics, startMemoryMetrics } from './metrics';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createDbActivities } from '../activities/db';
-import { createNodeActivities } from '../activities/node';
+import { createNodeActivities, probeBatcher } from '../activities/node';
+import { SuperviseWatcher } from '../activities/watcher';
 import { livenessInterceptor } from '../activities/liveness';
 import { createReaperDbActivities, createReaperNodeActivities } from '../activities/reaper';
 import { sweepInProcess } from '../reaper/steps';
@@ -92,6 +93,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   const meter = Runtime.instance().metricMeter;
   const metrics = metricsAddress ? createMetrics(meter) : NO_METRICS;
   let dbMetrics: { stop(): void } | null = null;
+  const memMetrics = metricsAddress ? startMemoryMetrics(meter) : null;
   const t = opts.temporal;
   const namespace = t.namespace;
   const connection = await NativeConnection.connect(connectOptions(t)).catch((e: Error) => {
@@ -100,6 +102,11 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   const clientConnection = await Connection.connect(connectOptions(t));
   const client = new Client({ connection: clientConnection, namespace });
   const pool = new ShellPool();
+  const watcher = new SuperviseWatcher({
+    batcher: probeBatcher(pool),
+    completion: client.activity,
+    warn: (msg, fields) => log(`[dispatch] ${msg} ${JSON.stringify(fields)}`),
+  });
   const workers: Worker[] = [];
   let store: Store | null = null;
   let allocator: Allocator | null = null;
@@ -116,11 +123,12 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
           ...deploymentOptions(opts),
           ...workflowSource(opts.workflowBundle),
           activities: {
-            ...createNodeActivities({ pool, fence: { afterS: opts.config.fence_after, graceS: opts.config.kill_grace }, metrics }),
+            ...createNodeActivities({ pool, watcher, fence: { afterS: opts.config.fence_after, graceS: opts.config.kill_grace }, metrics }),
             ...createReaperNodeActivities({ pool, client }),
           },
-          // Supervising activities are long and mostly idle: one per running task.
-          maxConcurrentActivityTaskExecutions: 5000,
+          // Supervise hands its attempt to the watcher and completes asynchronously, so no slot is
+          // held per running task: these are launches' kills, probes and sweeps in flight.
+          maxConcurrentActivityTaskExecutions: 1000,
           maxHeartbeatThrottleInterval: throttle,
           defaultHeartbeatThrottleInterval: throttle,
           interceptors: { activity: [livenessInterceptor] },
@@ -171,7 +179,10 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
     opts.onReady?.();
     await Promise.all(workers.map((w) => w.run()));
   } finally {
+    // Supervised attempts go back to Temporal now, to be retried on a live worker within a second.
+    await watcher.shutdown();
     dbMetrics?.stop();
+    memMetrics?.stop();
     allocator?.stop();
     pool.closeAll();
     store?.close();
