@@ -63,6 +63,12 @@ async function main(): Promise<void> {
     await closed('task-completed');
     show('task-completed', 'task-launched-completed');
 
+    // A command that ends before its launch reports it: booked running and ended in one step.
+    await c.cliOk(['submit', '--id', 'instant', '--command', 'true']);
+    await c.waitStatus('instant', 'completed');
+    await closed('task-instant');
+    show('task-instant', 'task-ended-at-launch');
+
     // Queued behind a full node, then dispatched by signal.
     await c.cliOk(['submit', '--id', 'hold-1', '--command', waitOn('hold')]);
     await c.cliOk(['submit', '--id', 'hold-2', '--command', waitOn('hold')]);

@@ -89,6 +89,18 @@ export function createDbActivities(deps: { store: Store; allocator: AllocationTr
       return { applied: r.applied, status: r.row?.status ?? null, error: r.row?.error ?? null };
     },
 
+    /** A launch that found its process already ended: booked running and finished at once. */
+    async finishLaunched(
+      identity: ProcessIdentity,
+      outcome: AttemptOutcome,
+      maxAttempts: number,
+    ): Promise<{ applied: boolean; status: string | null; error: string | null }> {
+      const r = store.finishLaunched(identity, outcome, maxAttempts);
+      allocator.kick();
+      if (r.applied) log.info('attempt finished at launch', { task: identity.taskId, attempt: identity.attempt, status: r.status });
+      return { applied: r.applied, status: r.row?.status ?? null, error: r.row?.error ?? null };
+    },
+
     /** attempt null: the task never launched (queued, or dispatched but not yet started). */
     async cancelTask(taskId: string, attempt: number | null, reason: string): Promise<{ applied: boolean; status: string | null }> {
       let r = store.cancel(taskId, attempt, reason);

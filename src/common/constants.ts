@@ -102,6 +102,12 @@ export const FENCE_MARGIN_S = 30;
 export const LAUNCH_TIMEOUT_S_DEFAULT = 300;
 /** One launch try's own timeout, seconds: a try begun just before launch_timeout ends within it. */
 export const LAUNCH_TRY_S = 30;
+/**
+ * How long a launch waits on the node for its process to end before it reports it running (ms). A
+ * command that ends at once (a typo, a no-op, a tiny script) is then booked in one step with its
+ * exit, two round trips fewer; a longer one is reported running at most this much later.
+ */
+export const LAUNCH_EXIT_WAIT_MS = 100;
 
 export const SEARCH_ATTRIBUTES = {
   project: 'TaskProject',

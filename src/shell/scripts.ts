@@ -172,6 +172,7 @@ export function launchCommand(
   hasSpec: boolean,
   token = '',
   fence: FenceSettings = NO_FENCE,
+  exitWaitMs = 0,
 ): string {
   if (!isValidTaskId(taskId)) throw new Error(`unsafe task id ${JSON.stringify(taskId)}`);
   if (token !== '' && !isAttemptToken(token)) throw new Error(`invalid attempt token ${JSON.stringify(token)}`);
@@ -179,8 +180,9 @@ export function launchCommand(
   const graceS = Math.ceil(fence.graceS);
   if (!Number.isSafeInteger(fenceS) || fenceS < 0 || !Number.isSafeInteger(graceS) || graceS < 0)
     throw new Error(`invalid fence settings ${JSON.stringify(fence)}`);
+  if (!Number.isSafeInteger(exitWaitMs) || exitWaitMs < 0 || exitWaitMs > 60_000) throw new Error(`invalid exit wait ${exitWaitMs}`);
   const script = `RUNNER=${shq(RUNNER)}\nWATCHDOG=${shq(WATCHDOG)}\n${LAUNCH}`;
-  return buildCommand(script, 'dispatch-launch', [dir, taskId, attempt, command, hasSpec ? 1 : 0, token, fenceS, graceS]);
+  return buildCommand(script, 'dispatch-launch', [dir, taskId, attempt, command, hasSpec ? 1 : 0, token, fenceS, graceS, exitWaitMs]);
 }
 
 /** The self-fence of each attempt launched: fence_after (0 = no watchdog) and kill_grace, seconds. */

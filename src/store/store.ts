@@ -85,6 +85,10 @@ export class Store {
     return this.#tasks.finishAttempt(taskId, attempt, outcome, maxAttempts);
   }
 
+  finishLaunched(identity: ProcessIdentity, outcome: AttemptOutcome, maxAttempts: number): FinishResult {
+    return this.#tasks.finishLaunched(identity, outcome, maxAttempts);
+  }
+
   cancel(taskId: string, attempt: number | null, reason: string): FenceResult {
     return this.#tasks.cancel(taskId, attempt, reason);
   }

@@ -181,6 +181,29 @@ export class Tasks {
     return this.refuse('heartbeat', taskId, attempt, 'expected running');
   }
 
+  /**
+   * A launch whose process had already ended when the launch reported it: marks the attempt running
+   * and ends it, in one transaction (the attempts history records both). A retry after that
+   * transaction committed finds its own process booked and reports what was booked.
+   */
+  finishLaunched(identity: ProcessIdentity, outcome: AttemptOutcome, maxAttempts: number): FinishResult {
+    return this.ctx.tx((): FinishResult => {
+      const row = this.getTask(identity.taskId);
+      if (
+        row !== null &&
+        row.attempts === identity.attempt &&
+        row.pid === identity.pid &&
+        row.proc_starttime === identity.starttime &&
+        row.status !== TaskStatus.dispatched &&
+        row.status !== TaskStatus.running
+      )
+        return { applied: true, row, status: row.status ?? 'unknown' };
+      const m = this.markRunning(identity);
+      if (!m.applied) return { applied: false, row: m.row, status: m.row?.status ?? 'unknown' };
+      return this.finishAttempt(identity.taskId, identity.attempt, outcome, maxAttempts);
+    });
+  }
+
   /** Ends an attempt: completed, retried (back to queued) while attempts remain, or failed. */
   finishAttempt(taskId: string, attempt: number, outcome: AttemptOutcome, maxAttempts: number): FinishResult {
     return this.ctx.tx((): FinishResult => {

@@ -57,6 +57,11 @@ export const Patch = {
    * it may have started has fenced itself; with no fence, the task fails instead of running again.
    */
   launchLostFence: 'launch-lost-fence-v1',
+  /**
+   * The launch waits briefly for its process to end; one that did is booked running and finished in
+   * one step (finishLaunched), without mark running, a supervise slice and a separate finish.
+   */
+  launchExit: 'launch-exit-v1',
 } as const;
 
 /** The allocator gave this task a slot (the register activity's answer may carry it instead). */

@@ -30,6 +30,7 @@ import {
   DB_TASK_QUEUE,
   FENCE_AFTER_S_DEFAULT,
   FENCE_MARGIN_S,
+  LAUNCH_EXIT_WAIT_MS,
   LAUNCH_TIMEOUT_S_DEFAULT,
   TASK_QUEUE,
   TaskStatus,
@@ -137,6 +138,8 @@ class TaskRun {
   private lastHeartbeat: string | null = null;
   /** The attempt whose lost launch is being waited out (dispatched, no identity). */
   private pendingAttempt: number | null = null;
+  /** The launched process had ended by the time the launch reported it (Patch.launchExit). */
+  private endedAtLaunch: Verdict | null = null;
 
   constructor(
     private readonly input: TaskWorkflowInput,
@@ -264,6 +267,13 @@ class TaskRun {
     return this.state.identity !== null;
   }
 
+  /** The verdict of a process that ended before its launch reported it, once; else null. */
+  takeEndedAtLaunch(): Verdict | null {
+    const v = this.endedAtLaunch;
+    this.endedAtLaunch = null;
+    return v;
+  }
+
   /** Queued until a slot is assigned (by signal, or found by the fallback poll); blocked ends the task. */
   async waitForSlot(): Promise<Assignment> {
     this.setStatus(TaskStatus.queued, null);
@@ -305,9 +315,12 @@ class TaskRun {
     this.setStatus(TaskStatus.dispatched, a.node);
     this.node = a.nodeRow && a.nodeRow.name === a.node ? a.nodeRow : await db.getNode(a.node);
     const node: NodeRow = this.node;
+    // Asked once per launch, before it: the launch of a run recorded without it does not wait.
+    const exitWait = patched(Patch.launchExit);
     // Not cancellable, so a cancel during launch still learns whom to kill.
+    let launchedResult: Awaited<ReturnType<typeof this.act.launch>>;
     try {
-      this.state.identity = await CancellationScope.nonCancellable(() =>
+      launchedResult = await CancellationScope.nonCancellable(() =>
         this.act.launch.executeWithOptions({ summary: `launch attempt ${a.attempt} on ${node.name}` }, [
           {
             node,
@@ -317,6 +330,7 @@ class TaskRun {
             specBody: spec.specBody,
             token: a.token,
             deadlineMs: Date.now() + (options.launchTimeoutS ?? LAUNCH_TIMEOUT_S_DEFAULT) * 1000,
+            ...(exitWait ? { exitWaitMs: LAUNCH_EXIT_WAIT_MS } : {}),
           },
         ]),
       );
@@ -332,7 +346,14 @@ class TaskRun {
       this.setStatus(fin.status ?? TaskStatus.failed);
       throw ApplicationFailure.nonRetryable(this.state.error, TaskFailure.launchFailed);
     }
+    const { exited, ...launchedIdentity } = launchedResult;
+    this.state.identity = exitWait ? launchedIdentity : launchedResult;
     this.launchedAtMs = Date.now();
+    if (exitWait && exited) {
+      // Ended already: finish() books it running and ended in one step; nothing to supervise.
+      this.endedAtLaunch = { state: 'exited', exitCode: exited.exitCode };
+      return true;
+    }
     // Supervision starts in the same workflow task as mark running: one round trip less, and a
     // process that ends at once is seen at once. Its verdict is used only once the row says running.
     const launched: ProcessIdentity = this.state.identity;
@@ -435,7 +456,7 @@ class TaskRun {
    * Books how the attempt ended (killing it first past the runtime cap). Returns false when the
    * task was requeued for another attempt; otherwise the task is final (completed returns, the rest throw).
    */
-  async finish(verdict: Verdict): Promise<boolean> {
+  async finish(verdict: Verdict, atLaunch = false): Promise<boolean> {
     const identity: ProcessIdentity = this.state.identity!;
     const node: NodeRow = this.node!;
     let outcome: Outcome;
@@ -447,7 +468,9 @@ class TaskRun {
     } else {
       outcome = { kind: 'vanished', detail: verdict.state === 'vanished' ? verdict.detail : 'unknown' };
     }
-    const fin = await db.finishAttempt(this.spec.id, this.state.attempt, outcome, this.options.maxAttempts);
+    const fin = atLaunch
+      ? await db.finishLaunched(identity, outcome, this.options.maxAttempts)
+      : await db.finishAttempt(this.spec.id, this.state.attempt, outcome, this.options.maxAttempts);
     this.state.identity = null;
     if (!fin.applied) {
       this.state.status = fin.status ?? 'unknown';
@@ -508,8 +531,9 @@ export async function taskWorkflow(input: TaskWorkflowInput, resume?: TaskResume
           const a = await run.waitForSlot();
           if (!(await run.launch(a))) continue;
         }
-        const verdict = await run.supervise();
-        if (await run.finish(verdict)) return run.state;
+        const atLaunch = run.takeEndedAtLaunch();
+        const verdict = atLaunch ?? (await run.supervise());
+        if (await run.finish(verdict, atLaunch !== null)) return run.state;
       }
     });
   } catch (err) {

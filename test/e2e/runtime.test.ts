@@ -98,7 +98,8 @@ describe('dispatch runtime', () => {
   });
 
   test('a task that finds a free slot is dispatched by its register activity: no signal, no node lookup, launch local, supervision with mark running', async () => {
-    await c.cliOk(['submit', '--id', 'fast-path', '--command', 'true']);
+    // Long enough to be supervised (a command that ends at once is booked in one step: round-trips.test.ts).
+    await c.cliOk(['submit', '--id', 'fast-path', '--command', 'sleep 1']);
     await c.waitStatus('fast-path', 'completed');
     const hist = await c.client.workflow.getHandle('task-fast-path').fetchHistory();
     const events = hist.events ?? [];

@@ -213,7 +213,7 @@ describe('fuzz: node command builder', () => {
     );
   });
 
-  test('launchCommand always sends the fixed launch script with dir, task id, attempt, command, the spec flag, the attempt token and the fence settings as its only arguments', () => {
+  test('launchCommand always sends the fixed launch script with dir, task id, attempt, command, the spec flag, the attempt token, the fence settings and the exit wait as its only arguments', () => {
     const token = fc.oneof(fc.constant(''), fc.stringMatching(/^[0-9a-f]{32}$/));
     const fence = fc.record({ afterS: fc.nat({ max: 100_000 }), graceS: fc.nat({ max: 600 }) });
     fc.assert(
@@ -225,9 +225,20 @@ describe('fuzz: node command builder', () => {
         fc.boolean(),
         token,
         fence,
-        (dir, id, attempt, command, hasSpec, tok, f) => {
-          const cmd = launchCommand(dir, id, attempt, command, hasSpec, tok, f);
-          assertCommandShape(cmd, REF.launch, 'dispatch-launch', [dir, id, attempt, command, hasSpec ? 1 : 0, tok, f.afterS, f.graceS]);
+        fc.nat({ max: 60_000 }),
+        (dir, id, attempt, command, hasSpec, tok, f, wait) => {
+          const cmd = launchCommand(dir, id, attempt, command, hasSpec, tok, f, wait);
+          assertCommandShape(cmd, REF.launch, 'dispatch-launch', [
+            dir,
+            id,
+            attempt,
+            command,
+            hasSpec ? 1 : 0,
+            tok,
+            f.afterS,
+            f.graceS,
+            wait,
+          ]);
         },
       ),
       RUNS,

@@ -104,10 +104,10 @@ interface Launched {
   st: WrapperStatus;
 }
 
-async function launch(command: string, opts: { dir?: string; spec?: string; token?: string } = {}): Promise<Launched> {
+async function launch(command: string, opts: { dir?: string; spec?: string; token?: string; exitWaitMs?: number } = {}): Promise<Launched> {
   const dir = opts.dir ?? path.join(root, 'tasks', `t${++seq}`, '1');
   const task = path.basename(path.dirname(dir));
-  const res = await shell.exec(launchCommand(dir, task, 1, command, opts.spec !== undefined, opts.token), {
+  const res = await shell.exec(launchCommand(dir, task, 1, command, opts.spec !== undefined, opts.token, undefined, opts.exitWaitMs), {
     stdin: opts.spec,
     timeoutMs: 20_000,
   });
@@ -205,6 +205,17 @@ describe('command builders', () => {
 // ---- the real scripts, run by /bin/sh on this machine ----
 
 describe('launch script', () => {
+  test('with an exit wait, a command that ends at once is reported exited with its code; a longer one running', async () => {
+    const quick = await launch('exit 5', { exitWaitMs: 2000 });
+    assert.equal(quick.st.state, 'exited');
+    assert.equal(quick.st.exitCode, 5);
+    const t0 = Date.now();
+    const slow = await launch('sleep 30', { exitWaitMs: 300 });
+    assert.equal(slow.st.state, 'running');
+    assert.ok(Date.now() - t0 >= 300, 'it waited for the command to end');
+    assert.throws(() => launchCommand('/tmp/w/t/1', 't', 1, 'true', false, '', undefined, -1), /invalid exit wait/);
+  });
+
   test('records the process identity in status.json', async () => {
     const l = await launch('sleep 30');
     assert.equal(l.first, 'launched');

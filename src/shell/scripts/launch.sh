@@ -7,7 +7,7 @@
 # never trusted and never deleted: this attempt launches into "DIR.<first 12 hex of TOKEN>" instead.
 # An empty TOKEN (an attempt dispatched before tokens existed) trusts the directory.
 #
-# Arguments: DIR TASK ATTEMPT CMD HAS_SPEC TOKEN FENCE_S GRACE_S
+# Arguments: DIR TASK ATTEMPT CMD HAS_SPEC TOKEN FENCE_S GRACE_S [EXIT_WAIT_MS]
 #   DIR       the attempt directory, <work dir>/<task>/attempt-<n>
 #   TASK      the task id (DISPATCH_TASK)
 #   ATTEMPT   the attempt number (DISPATCH_ATTEMPT)
@@ -17,6 +17,8 @@
 #   FENCE_S   fence_after in whole seconds: a watchdog (watchdog.sh) stops the task when no probe has
 #             refreshed DIR/lease for that long; 0 starts no watchdog
 #   GRACE_S   kill_grace for the watchdog's TERM, grace, KILL
+#   EXIT_WAIT_MS  wait up to this long (whole ms, 0: not at all) for the command to end before
+#             printing status, so that a command that ends at once is reported with its exit code
 # Also $RUNNER and $WATCHDOG: the texts of runner.sh and watchdog.sh, which launchCommand assigns in
 # front of this script.
 #
@@ -28,7 +30,8 @@
 #   status=<json>      the runner's status.json
 #   error=<message>    instead of the lines it cannot print; exit 3 (no parent), 4 (no status), 5 (untrusted)
 set -u
-dir=$1; task=$2; attempt=$3; cmd=$4; has_spec=$5; token=$6; fence=${7:-0}; grace=${8:-10}
+dir=$1; task=$2; attempt=$3; cmd=$4; has_spec=$5; token=$6; fence=${7:-0}; grace=${8:-10}; exit_wait=${9:-0}
+case "$exit_wait" in ''|*[!0-9]*) echo "error=bad EXIT_WAIT_MS"; exit 6 ;; esac
 case "$fence" in ''|*[!0-9]*) echo "error=bad FENCE_S"; exit 6 ;; esac
 case "$grace" in ''|*[!0-9]*) echo "error=bad GRACE_S"; exit 6 ;; esac
 umask 077
@@ -68,7 +71,7 @@ else
 fi
 echo "dir=$dir"
 i=0
-while [ ! -s "$dir/status.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+while [ ! -s "$dir/status.json" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
 if [ ! -s "$dir/status.json" ]; then echo "error=no status.json after launch"; exit 4; fi
 fa=0
 if [ -s "$dir/fence_after" ]; then read -r fa < "$dir/fence_after"; fi
@@ -82,4 +85,11 @@ if [ $rc -eq 0 ] && [ "$fa" -gt 0 ]; then
   fi
 fi
 echo "fence_after=$fa"
+# A command that ends within EXIT_WAIT_MS is reported exited (read is a builtin: no fork per look).
+w=0
+while [ "$w" -lt "$exit_wait" ]; do
+  read -r now_st < "$dir/status.json" 2>/dev/null || now_st=''
+  case "$now_st" in *'"state":"running"'*) ;; *) break ;; esac
+  sleep 0.01; w=$((w + 10))
+done
 printf 'status='; cat "$dir/status.json"
