@@ -26,7 +26,7 @@ import type { NodeRow } from '../src/common/types';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { TASK_QUEUE } from '../src/common/constants';
 import { MEMORY_PARTS } from '../src/workers/memory';
-import { memoryProfile, profileCosts } from './memory';
+import { memoryProfile, profileCosts, type ProfilePoint } from './memory';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -299,10 +299,16 @@ async function throughputRounds(c: Cluster, n: number, rounds: number, label: st
   return out;
 }
 
-/** Idle dispatch latency: one task at a time, submit -> row running (started_at). */
-async function idleLatency(c: Cluster, samples: number, command: string, prefix: string): Promise<number[]> {
+/** Idle dispatch latency: one task at a time, submit -> row running (started_at); with where it went. */
+async function idleLatency(
+  c: Cluster,
+  samples: number,
+  command: string,
+  prefix: string,
+): Promise<{ ms: number[]; path: Record<string, number> }> {
   const cfg = compileConfig(JSON.parse(readFileSync(c.configPath, 'utf8')));
   const idle: number[] = [];
+  const segs: Record<string, number[]> = {};
   for (let i = 0; i < samples; i++) {
     const id = `${prefix}-${i}`;
     const t = Date.now();
@@ -313,9 +319,47 @@ async function idleLatency(c: Cluster, samples: number, command: string, prefix:
     });
     await h.result();
     const row = c.read((st) => st.getTask(id))!;
-    idle.push(Date.parse(row.started_at!) - t);
+    const startedAt = Date.parse(row.started_at!);
+    idle.push(startedAt - t);
+    const events = (await h.fetchHistory()).events ?? [];
+    for (const [k, v] of Object.entries(idleSegments(events, t, startedAt))) (segs[k] ??= []).push(v);
   }
-  return idle;
+  return { ms: idle, path: Object.fromEntries(Object.entries(segs).map(([k, v]) => [k, median(v)])) };
+}
+
+const evMs = (e: HistoryEvent | undefined): number => {
+  const t = e?.eventTime;
+  return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : NaN;
+};
+
+/**
+ * Where an idle task's time to running went, from its history (server clock, this machine): the
+ * start and the first workflow task, the register activity, the workflow task that runs the local
+ * launch, and the activity that books the row running (mark running, or finishLaunched).
+ */
+function idleSegments(events: HistoryEvent[], submitMs: number, startedAtMs: number): Record<string, number> {
+  const wftStarted = events.filter((e) => e.workflowTaskStartedEventAttributes);
+  const wftDone = events.filter((e) => e.workflowTaskCompletedEventAttributes);
+  const sched = events.filter((e) => e.activityTaskScheduledEventAttributes);
+  const nameOf = (e: HistoryEvent) => e.activityTaskScheduledEventAttributes!.activityType!.name;
+  const reg = sched.find((e) => nameOf(e) === 'registerTask');
+  const book = sched.find((e) => nameOf(e) === 'finishLaunched' || nameOf(e) === 'markRunning');
+  const regDone = events.find(
+    (e) =>
+      e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(reg?.eventId),
+  );
+  const bookStarted = events.find(
+    (e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(book?.eventId),
+  );
+  const out = {
+    'submit -> first workflow task started': evMs(wftStarted[0]) - submitMs,
+    'first workflow task': evMs(wftDone[0]) - evMs(wftStarted[0]),
+    'register activity (scheduled -> completed)': evMs(regDone) - evMs(reg),
+    'workflow task with the local launch (register completed -> launch done)': evMs(book) - evMs(regDone),
+    'booking activity dispatch (scheduled -> started)': evMs(bookStarted) - evMs(book),
+    'booking activity until started_at': startedAtMs - evMs(bookStarted),
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => Number.isFinite(v)));
 }
 
 /** Workflow and activity tasks of the first short task of a project, from its history. */
@@ -335,8 +379,11 @@ async function throughput(): Promise<void> {
     await c.startWorker();
     // Warm-up: the first workflows pay for connections and the code cache on both sides.
     await throughputRounds(c, 20, 1, 'warm');
-    const idle = await idleLatency(c, QUICK ? 10 : 20, 'true', 'idle');
-    const idleLong = await idleLatency(c, QUICK ? 5 : 10, 'sleep 1', 'idlelong');
+    const idleRun = await idleLatency(c, QUICK ? 10 : 20, 'true', 'idle');
+    const idleLongRun = await idleLatency(c, QUICK ? 5 : 10, 'sleep 1', 'idlelong');
+    const idle = idleRun.ms;
+    const idleLong = idleLongRun.ms;
+    log(`idle path (medians, ms): ${JSON.stringify(idleRun.path)}; a 1 s task: ${JSON.stringify(idleLongRun.path)}`);
     log(`idle dispatch latency (submit -> running, one at a time): p50 ${median(idle)} ms; a 1 s task: p50 ${median(idleLong)} ms`);
     const tp = await throughputRounds(c, n, rounds, 'dev');
     const short = await roundTripsOf(c, 'idle-0');
@@ -360,6 +407,8 @@ async function throughput(): Promise<void> {
         idle_samples: idle,
         idle_1s_task_p50: median(idleLong),
         idle_1s_task_samples: idleLong,
+        idle_path_medians_ms: idleRun.path,
+        idle_1s_task_path_medians_ms: idleLongRun.path,
       },
     };
     results.round_trips_per_task = {
@@ -886,6 +935,61 @@ const SECTION_ORDER = [
   'history_events_per_hour',
 ];
 
+type ProfileResult = {
+  points: ProfilePoint[];
+  per_running_task: Record<string, number> | null;
+  per_cached_workflow: Record<string, number> | null;
+};
+
+function profileTable(p: ProfileResult): string[] {
+  const parts = MEMORY_PARTS as readonly string[];
+  const rows = [...p.points].sort((a, b) => a.tasks - b.tasks || a.cache - b.cache);
+  const per = (label: string, c: Record<string, number> | null): string =>
+    c
+      ? `| ${label} | ${c.rss} | ${parts.map((k) => c[k]).join(' | ')} | | |`
+      : `| ${label} | ? | ${parts.map(() => '?').join(' | ')} | | |`;
+  return [
+    `| running tasks, cache | VmRSS MB | ${parts.join(' MB | ')} MB | cached workflows | activities in flight |`,
+    `|---|---|${parts.map(() => '---|').join('')}---|---|`,
+    ...rows.map(
+      (x) =>
+        `| ${x.tasks}, ${x.cache} | ${x.rss_mb} | ${parts.map((k) => x.parts_mb[k as keyof ProfilePoint['parts_mb']]).join(' | ')} | ${x.cached_workflows ?? '?'} | ${x.activities_in_flight ?? '?'} |`,
+    ),
+    per('per running task (smallest cache, fewest to most tasks)', p.per_running_task),
+    per('per cached workflow (most tasks, smallest to largest cache)', p.per_cached_workflow),
+  ];
+}
+
+/** The memory profile: the measured points, and the per-task and per-cached-workflow costs. */
+function profileSection(res: Record<string, unknown>): string[] {
+  const now = res.memory_profile as ProfileResult | undefined;
+  const before = res.memory_profile_before as (ProfileResult & { commit?: string; note?: string }) | undefined;
+  if (!now && !before) return [];
+  const out = [
+    '## Worker memory profile',
+    '',
+    "The worker's VmRSS (/proc/<pid>/status), split into parts that add up to it, from the worker's own",
+    '`dispatch_worker_memory_bytes` gauges (src/workers/memory.ts, docs/METRICS.md): `code` is RssFile + RssShmem',
+    "(node, the SDK's native module, libraries); `main_heap` the main thread's V8 heap (committed); `workflow_heap`",
+    "the SDK's workflow thread's V8 heap, read through the in-process inspector (where the workflow cache lives);",
+    '`external` Buffers and ArrayBuffers; `native` the rest of the anonymous memory (the Rust core, gRPC, allocator',
+    'arenas, thread stacks). Real sleeping tasks on real sshd nodes, one worker process running both queues;',
+    'each point is the largest of the samples taken over more than one supervise slice after the worker',
+    'was restarted with that cache (max_cached_workflows; 10 is the lowest allowed) and had taken over every task.',
+    '',
+    'Reproduce: `npm run bench -- --only worker_memory` (100, 1,000 and 3,000 tasks over 10 nodes, caches 10, 50',
+    'and 250: about 35 minutes), or `npm run bench -- --quick --only worker_memory` (50 and 100 tasks over 2 nodes).',
+    '',
+  ];
+  if (before) {
+    out.push(`### Before: one supervise activity per running task${before.commit ? ` (${before.commit})` : ''}`, '');
+    if (before.note) out.push(before.note, '');
+    out.push(...profileTable(before), '');
+  }
+  if (now) out.push('### Now: supervise slices complete asynchronously through the per-node watcher', '', ...profileTable(now), '');
+  return out;
+}
+
 function write(m: Record<string, unknown>, started: number, failures: string[], final: boolean): void {
   const dir = path.resolve(__dirname, '../../bench');
   const suffix = QUICK ? '.quick' : '';
@@ -936,6 +1040,7 @@ function write(m: Record<string, unknown>, started: number, failures: string[], 
     'Reproduce with `npm run bench` (`-- --quick` for the small version, `-- --only NAME` for one figure).',
     '',
     ...gapNotes(rows),
+    ...profileSection(out.results),
   ].join('\n');
   writeFileSync(path.join(dir, `RESULTS${suffix}.md`), md);
   if (final) log(`wrote bench/results${suffix}.json and bench/RESULTS${suffix}.md`);

@@ -77,11 +77,13 @@ fa=0
 if [ -s "$dir/fence_after" ]; then read -r fa < "$dir/fence_after"; fi
 if [ $rc -eq 0 ] && [ "$fa" -gt 0 ]; then
   # The watchdog learns the runner's identity from status.json; a session of its own, no task env.
-  st=$(cat "$dir/status.json")
-  wpid=$(printf '%s' "$st" | sed -n 's/.*"pid":\([0-9][0-9]*\).*/\1/p')
-  wstart=$(printf '%s' "$st" | sed -n 's/.*"starttime":"\([0-9][0-9]*\)".*/\1/p')
+  # Read with builtins only (no fork): status.json is one line that runner.sh wrote.
+  read -r st < "$dir/status.json" || st=''
+  wpid=${st#*\"pid\":}; wpid=${wpid%%,*}
+  wstart=${st#*\"starttime\":\"}; wstart=${wstart%%\"*}
+  case "$wpid$wstart" in ''|*[!0-9]*) wpid='' ;; esac
   if [ -n "$wpid" ] && [ -n "$wstart" ]; then
-    setsid sh -c "$WATCHDOG" dispatch-watchdog "$(cd -- "$dir" && pwd -P)" "$wpid" "$wstart" "$fa" "$grace" < /dev/null > /dev/null 2>&1 &
+    setsid sh -c "$WATCHDOG" dispatch-watchdog "$abs" "$wpid" "$wstart" "$fa" "$grace" < /dev/null > /dev/null 2>&1 &
   fi
 fi
 echo "fence_after=$fa"

@@ -14,13 +14,13 @@
 # The command (DIR/command) runs with stdout and stderr in DIR/stdout and DIR/stderr.
 dir=$1; task=$2; attempt=$3; token=$4
 pid=$$
-boot=$(cat /proc/sys/kernel/random/boot_id)
+read -r boot < /proc/sys/kernel/random/boot_id
 read -r stat < /proc/$pid/stat; rest=${stat##*') '}
 # shellcheck disable=SC2086 # split the stat fields after "pid (comm) ": ${20} is the start time, $4 the session
 set -- $rest; start=${20}; sid=$4
 now=$(date +%s)
-head=$(printf '"pid":%s,"starttime":"%s","boot_id":"%s","sid":%s,"task":"%s","attempt":%s,"token":"%s","started_at":%s' \
-  "$pid" "$start" "$boot" "$sid" "$task" "$attempt" "$token" "$now")
+# Built without a subshell (no fork): every field is digits, hex, or a validated task id.
+head="\"pid\":$pid,\"starttime\":\"$start\",\"boot_id\":\"$boot\",\"sid\":$sid,\"task\":\"$task\",\"attempt\":$attempt,\"token\":\"$token\",\"started_at\":$now"
 printf '{%s,"state":"running"}\n' "$head" > "$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status.json"
 sh "$dir/command" > "$dir/stdout" 2> "$dir/stderr" < /dev/null
 code=$?
