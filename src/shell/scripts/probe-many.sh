@@ -7,11 +7,17 @@
 #   STARTTIME  the runner's start time, /proc/<pid>/stat field 22
 #   BOOT_ID    the boot id it was started in
 #
-# Each probe of a live process refreshes its lease (DIR/lease: this node's uptime in seconds), which
-# keeps the attempt's watchdog (watchdog.sh) from fencing it.
+# Each probe of a live process keeps its lease fresh (DIR/lease: this node's uptime in seconds), which
+# keeps the attempt's watchdog (watchdog.sh) from fencing it. The file is rewritten (one mv) only once
+# it is a tenth of the attempt's fence_after old (DIR/fence_after; always when that is unreadable or
+# 0), so that a node with hundreds of tasks does not fork a rename for each of them at every probe.
+# lease=1 says the lease is that fresh now; what it holds is never later than this probe.
+# Everything else is read with builtins; status.json costs one `head` (its first 4 KiB).
 #
 # Output lines, one per quadruple:
 #   probe <pid> <starttime> boot=same|changed alive=0|1 lease=0|1 status=<DIR/status.json on one line, or ->
+NL='
+'
 read -r b < /proc/sys/kernel/random/boot_id
 read -r up _ < /proc/uptime; up=${up%%.*}
 # shellcheck disable=SC2086 # split the stat fields after "pid (comm) ": $1 is the state, ${20} the start time
@@ -25,8 +31,23 @@ while [ $# -ge 4 ]; do
     if [ "$S" != Z ] && [ "$T" = "$start" ]; then alive=1; fi
   fi
   lease=0
-  if [ $alive = 1 ] && [ -d "$dir" ] && printf '%s\n' "$up" > "$dir/lease.tmp" && mv -f "$dir/lease.tmp" "$dir/lease"; then lease=1; fi
+  if [ $alive = 1 ] && [ -d "$dir" ]; then
+    l=; fa=
+    read -r l 2>/dev/null < "$dir/lease" || l=
+    read -r fa 2>/dev/null < "$dir/fence_after" || fa=
+    case "$l" in ''|*[!0-9]*) l=-1 ;; esac
+    case "$fa" in ''|*[!0-9]*) fa=0 ;; esac
+    if [ "$l" -ge 0 ] && [ "$fa" -gt 0 ] && [ $(( (up - l) * 10 )) -lt "$fa" ] && [ "$l" -le "$up" ]; then
+      lease=1
+    elif printf '%s\n' "$up" > "$dir/lease.tmp" && mv -f "$dir/lease.tmp" "$dir/lease"; then
+      lease=1
+    fi
+  fi
   js=-
-  if [ -s "$dir/status.json" ]; then js=$(head -c 4096 "$dir/status.json" | tr -d '\n'); fi
+  if [ -s "$dir/status.json" ]; then
+    js=$(head -c 4096 "$dir/status.json")
+    # One line of JSON, or nothing: a newline inside would forge probe lines of other attempts.
+    case "$js" in *"$NL"*) js=- ;; esac
+  fi
   echo "probe $pid $start boot=$bs alive=$alive lease=$lease status=$js"
 done

@@ -39,9 +39,17 @@ group_alive() {
   done
   return 1
 }
-running() { grep -q '"state":"running"' "$dir/status.json" 2>/dev/null; }
+# running: status.json (one line) still says running; a builtin read, no fork at every tick
+running() {
+  read -r js 2>/dev/null < "$dir/status.json" || return 1
+  case "$js" in *'"state":"running"'*) return 0 ;; esac
+  return 1
+}
 ended() { printf '%s ended: %s\n' "$(date +%s)" "$1" >> "$dir/watchdog.log"; }
+# One sleep per tick is the watchdog's only fork while all is well. A fence falls at most one tick
+# late, which FENCE_MARGIN_S (30 s) covers; a long fence ticks less often.
 tick=5
+[ "$fence" -ge 300 ] && tick=10
 [ "$fence" -lt 20 ] && tick=1
 while ours && running; do
   sleep "$tick"
