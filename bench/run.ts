@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --long] [-- --only NAME,...]: puts figures on dispatch's promises.
+ * npm run bench [-- --quick] [-- --long] [-- --only NAME,...] [-- --render]: puts figures on dispatch's promises.
  * Every goal is a ratio measured in the same run where there is something to compare with. Writes
  * bench/results.json and bench/RESULTS.md. Reports only: nothing here fails on a slow machine.
  */
@@ -24,7 +24,7 @@ import { killCommand, launchCommand } from '../src/shell/scripts';
 import { parseKv, parseWrapperStatus } from '../src/shell/status';
 import type { NodeRow } from '../src/common/types';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
-import { TASK_QUEUE } from '../src/common/constants';
+import { LAUNCH_EXIT_WAIT_MS, TASK_QUEUE } from '../src/common/constants';
 import { MEMORY_PARTS } from '../src/workers/memory';
 import { memoryProfile, profileCosts, type ProfilePoint } from './memory';
 
@@ -856,38 +856,75 @@ function machine(): Record<string, unknown> {
   };
 }
 
-/** Why a goal is missed and what would close it, for every figure that missed its goal. */
-const GAPS: [RegExp, string][] = [
+/** Why a goal is missed and what would close it, for every figure that missed its goal (from the run's figures). */
+type Gap = (res: Record<string, unknown>) => string;
+
+const fmtPath = (p: Record<string, number> | undefined): string =>
+  p
+    ? Object.entries(p)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('; ')
+    : 'not measured';
+
+const GAPS: [RegExp, Gap][] = [
   [
-    /throughput_ratio|dispatch latency/,
-    "A task is a workflow that needs, before it is done, four activities on the server (register, which also hands out a free slot with the node row; mark running; supervise; finish) and a local launch, each activity a workflow task plus an activity task on the Temporal dev server; an empty workflow is one workflow task. With Temporal, the worker, the sshd nodes and the launched processes sharing 2 cores, the server's SQLite persistence is the limit. The p50 over 500 tasks on 32 slots is mostly queueing by construction (task k waits for k/32 task cycles), which no dispatch path removes; the idle figure is the path itself. Done in this round (ratio 0.09 -> 0.17-0.21 over two runs of the same code on this noisy machine, idle p50 339 -> about 236 ms): the assignment and node row arrive in the register answer (no signal, no node lookup), launch is a local activity, and the first supervise slice is scheduled in the same workflow task as mark running. What would close the rest: fold mark running into the finish step for tasks that end within the first slice, and measure against a Temporal server on PostgreSQL (docker-compose.temporal.yml) on a machine with more cores.",
+    /dispatch latency p50, idle/,
+    (res) => {
+      const d = (res.throughput as { dispatch_latency_ms?: Record<string, unknown> } | undefined)?.dispatch_latency_ms ?? {};
+      return (
+        `Where an idle task's time to running goes, from each one's history (medians, ms): ${fmtPath(d.idle_path_medians_ms as Record<string, number>)}. ` +
+        `For a 1 s task, booked running by mark running after a launch that waited the full ${LAUNCH_EXIT_WAIT_MS} ms for an exit: ${fmtPath(d.idle_1s_task_path_medians_ms as Record<string, number>)}. ` +
+        'Every step is a round trip to the Temporal dev server or one SSH exec, on 2 cores that the server, the worker and the sshd nodes share. ' +
+        'The start, the first workflow task, the register activity on dispatch-db (which hands out the slot and the node row), the workflow task that runs the launch as a local activity, and the activity that books the row are each needed while dispatch.db has its one writer on its own task queue. ' +
+        'Done in this round: a command that ends at once is booked in one step (no mark running, no supervise slice, no separate finish), and the launch and probe scripts fork less. ' +
+        'What would meet it: register and book the row in local activities of a worker that holds dispatch.db (submit to running in one workflow task, for single-machine fleets), or a machine where server, worker and nodes do not share 2 cores.'
+      );
+    },
+  ],
+  [
+    /throughput_ratio/,
+    () =>
+      'A short task needs 3 workflow tasks and 2 activity tasks (round_trips_per_task), an empty workflow 1 workflow task; with Temporal, the worker, the sshd nodes and the launched processes sharing 2 cores, the server is the limit. See the rounds in the note for the spread.',
   ],
   [
     /worker_rss/,
-    "Capping the workflow cache (max_cached_workflows, 250 by default) helps but does not bring it under the goal. Measured separately with the same worker (4 nodes, sleeping tasks, process.memoryUsage() logged in the worker): 178 MB with 40 running; with 400 running, 385 MB at a cache of 250 and 300 MB at a cache of 50 (about 0.4 MB per cached workflow); of those 300-385 MB the main JS heap is only 85-95 MB, the rest is native memory: the SDK's workflow thread and the Rust core, which hold state for each open workflow and for each running activity. Every running task holds one long-lived supervise activity, so memory follows the number of running tasks (about 500 MB with 1,000). A smaller cache buys memory with CPU: an evicted workflow is replayed from its whole history at every supervise slice. What would close it: one supervising activity per node that watches all of that node's tasks (the probes are already one batched command per node) and reports to the task workflows, so activity state follows the number of nodes rather than tasks; then a cache of about 50.",
+    (res) => {
+      const p = res.memory_profile as ProfileResult | undefined;
+      const t = p?.per_running_task;
+      const c = p?.per_cached_workflow;
+      return (
+        `From the profile below: each running task adds ${t?.rss ?? '?'} MB (${MEMORY_PARTS.map((k) => `${k} ${t?.[k] ?? '?'}`).join(', ')}), each cached workflow ${c?.rss ?? '?'} MB. ` +
+        'The workflow cache (max_cached_workflows) is the knob: a smaller cache replays evicted workflows at their next slice.'
+      );
+    },
   ],
   [
     /recovery_ratio/,
-    "Recovery is the heartbeat timeout plus the retry interval and a restarted worker's start-up; a shorter lease shortens it proportionally.",
+    () =>
+      "Recovery is the heartbeat timeout plus the retry interval and a restarted worker's start-up; a shorter lease shortens it proportionally.",
   ],
-  [/mass_cleanup/, 'The batched kill sends one command per node; time is dominated by the grace period of processes that ignore SIGTERM.'],
+  [
+    /mass_cleanup/,
+    () => 'The batched kill sends one command per node; time is dominated by the grace period of processes that ignore SIGTERM.',
+  ],
   [
     /sweep_scaling/,
-    'The sweep reads only dispatched/running rows through the (status, priority, seq) index; a regression here means a query lost its index.',
+    () =>
+      'The sweep reads only dispatched/running rows through the (status, priority, seq) index; a regression here means a query lost its index.',
   ],
   [
     /sqlite_busy/,
-    'Every store write transaction is BEGIN IMMEDIATE under busy_timeout 30000; a busy error means a write path bypasses Store.',
+    () => 'Every store write transaction is BEGIN IMMEDIATE under busy_timeout 30000; a busy error means a write path bypasses Store.',
   ],
 ];
 
-function gapNotes(rows: Row[]): string[] {
+function gapNotes(rows: Row[], res: Record<string, unknown>): string[] {
   const missed = rows.filter((r) => r.met === false);
   if (missed.length === 0) return ['Every goal above is met.', ''];
   const out = ['## Goals not met, why, and what would close them', ''];
   for (const r of missed) {
     const g = GAPS.find(([re]) => re.test(r.figure));
-    out.push(`- **${r.figure}** (${r.value}, goal ${r.goal}): ${g ? g[1] : 'see the note in the table.'}`);
+    out.push(`- **${r.figure}** (${r.value}, goal ${r.goal}): ${g ? g[1](res) : 'see the note in the table.'}`);
   }
   out.push('');
   return out;
@@ -1017,6 +1054,7 @@ function write(m: Record<string, unknown>, started: number, failures: string[], 
     results: { ...(prev.results ?? {}), ...results },
     table: rows,
     failures,
+    ...(ONLY ? { only: ran } : {}),
   };
   const w = Math.max(...rows.map((t) => t.figure.length), 6);
   const lines = [
@@ -1028,25 +1066,49 @@ function write(m: Record<string, unknown>, started: number, failures: string[], 
   ];
   if (final) console.log(`\n${lines.join('\n')}\n`);
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  const md = [
+  writeFileSync(path.join(dir, `RESULTS${suffix}.md`), renderMarkdown(out, suffix));
+  if (final) log(`wrote bench/results${suffix}.json and bench/RESULTS${suffix}.md`);
+}
+
+type ResultsFile = {
+  mode: string;
+  date: string;
+  duration_s: number;
+  machine: Record<string, unknown>;
+  results: Record<string, unknown>;
+  table: Row[];
+  only?: string[];
+};
+
+function renderMarkdown(out: ResultsFile, suffix: string): string {
+  const m = out.machine;
+  const rows = out.table;
+  return [
     `# dispatch benchmark results (${out.mode})`,
     '',
-    `Run ${out.date}, ${out.duration_s} s${ONLY ? ` (only ${ran.join(', ')}; the other figures are from earlier runs, see measured_at in results${suffix}.json)` : ''}. Machine: ${m.cores} cores (${m.cpu}), ${m.memory_gib} GiB, Node ${m.node}, ${m.temporal}, SDK ${m.temporal_sdk}, ${m.openssh}.`,
+    `Run ${out.date}, ${out.duration_s} s${out.only ? ` (only ${out.only.join(', ')}; the other figures are from earlier runs, see measured_at in results${suffix}.json)` : ''}. Machine: ${m.cores} cores (${m.cpu}), ${m.memory_gib} GiB, Node ${m.node}, ${m.temporal}, SDK ${m.temporal_sdk}, ${m.openssh}.`,
     '',
     '| figure | value | goal | met | note |',
     '|---|---|---|---|---|',
     ...rows.map((t) => `| ${t.figure} | ${t.value} | ${t.goal} | ${t.met === null ? '-' : t.met ? 'yes' : '**no**'} | ${t.note ?? ''} |`),
     '',
-    'Reproduce with `npm run bench` (`-- --quick` for the small version, `-- --only NAME` for one figure).',
+    'Reproduce with `npm run bench` (`-- --quick` for the small version, `-- --only NAME` for one figure;',
+    '`-- --render` writes this file again from results.json without measuring).',
     '',
-    ...gapNotes(rows),
+    ...gapNotes(rows, out.results),
     ...profileSection(out.results),
   ].join('\n');
-  writeFileSync(path.join(dir, `RESULTS${suffix}.md`), md);
-  if (final) log(`wrote bench/results${suffix}.json and bench/RESULTS${suffix}.md`);
 }
 
-run().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (args.includes('--render')) {
+  // Only the text: the notes of this code over the figures of the last run.
+  const dir = path.resolve(__dirname, '../../bench');
+  const suffix = QUICK ? '.quick' : '';
+  const out = JSON.parse(readFileSync(path.join(dir, `results${suffix}.json`), 'utf8')) as ResultsFile;
+  writeFileSync(path.join(dir, `RESULTS${suffix}.md`), renderMarkdown(out, suffix));
+  log(`wrote bench/RESULTS${suffix}.md from bench/results${suffix}.json`);
+} else
+  run().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
