@@ -1,5 +1,6 @@
 /**
  * npm run bench [-- --quick] [-- --long] [-- --only NAME,...] [-- --render]: puts figures on dispatch's promises.
+ * worker_memory takes --memory-counts N,N --memory-caches N,N --memory-slice S (a smaller profile).
  * Every goal is a ratio measured in the same run where there is something to compare with. Writes
  * bench/results.json and bench/RESULTS.md. Reports only: nothing here fails on a slow machine.
  */
@@ -34,6 +35,16 @@ const LONG = args.includes('--long');
 const onlyArg = args[args.indexOf('--only') + 1];
 const ONLY = args.includes('--only') && onlyArg ? onlyArg.split(',') : null;
 const want = (name: string): boolean => !ONLY || ONLY.includes(name);
+const argValue = (flag: string): string | undefined => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
+/** `--memory-counts 100,1000`: a list of positive integers, or undefined when the flag is absent. */
+function listArg(flag: string): number[] | undefined {
+  const v = argValue(flag);
+  if (v === undefined) return undefined;
+  const xs = v.split(',').map(Number);
+  if (xs.length === 0 || xs.some((x) => !Number.isSafeInteger(x) || x < 1))
+    throw new Error(`${flag}: expected positive integers, got ${v}`);
+  return xs;
+}
 const log = (s: string): void => console.log(`[bench] ${s}`);
 
 type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
@@ -667,11 +678,13 @@ function sshConnectionsOf(pid: number, ports: Set<number>): number {
 async function workerMemory(): Promise<void> {
   const cacheDefault = CONFIG_DEFAULTS.max_cached_workflows;
   const points = await memoryProfile({
-    counts: QUICK ? [50, 100] : [100, 1000, 3000],
-    caches: QUICK ? [10, cacheDefault] : [10, 50, cacheDefault],
+    counts: listArg('--memory-counts') ?? (QUICK ? [50, 100] : [100, 1000, 3000]),
+    caches: listArg('--memory-caches') ?? (QUICK ? [10, cacheDefault] : [10, 50, cacheDefault]),
     nodes: QUICK ? 2 : 10,
     leaseS: QUICK ? 10 : 30,
-    sliceS: QUICK ? 20 : 30,
+    // Each slice end is a workflow task, a full replay for an evicted workflow: 3,000 tasks at a
+    // 30 s slice overran this 2-core machine (tasks waited minutes for their next workflow task).
+    sliceS: Number(argValue('--memory-slice')) || (QUICK ? 20 : 120),
     log,
     connections: sshConnectionsOf,
   });
