@@ -6,12 +6,12 @@
  * then sampled over more than one supervise slice.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { startCluster, sleep, type Cluster } from '../test/helpers/cluster';
 import { compileConfig } from '../src/config/config';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { TASK_QUEUE } from '../src/common/constants';
 import { MEMORY_PARTS } from '../src/workers/memory';
+import { freePorts } from '../test/helpers/temporal';
 
 export interface ProfilePoint {
   tasks: number;
@@ -41,17 +41,6 @@ export interface ProfileOptions {
 }
 
 const mb = (b: number): number => Math.round((b / 1048576) * 10) / 10;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address() as net.AddressInfo;
-      s.close(() => resolve(a.port));
-    });
-  });
-}
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
@@ -131,7 +120,7 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
     await cur.worker?.stop();
     const cfg = JSON.parse(readFileSync(c.configPath, 'utf8')) as Record<string, unknown>;
     writeFileSync(c.configPath, JSON.stringify({ ...cfg, max_cached_workflows: cache }, null, 2));
-    port = await freePort();
+    [port] = await freePorts(1);
     cur.worker = await c.startWorker(undefined, {}, ['--metrics', `127.0.0.1:${port}`]);
   };
   try {
