@@ -27,11 +27,24 @@ export interface ProfilePoint {
   samples: number;
   /** The worker's SSH connections to the nodes at that sample (ProfileOptions.connections). */
   ssh_connections?: number;
+  /** The worker's CPU (user + system, % of one core) over the sampling window. */
+  cpu_pct?: number;
+  /** The variant's label (ProfileOptions.variants), when the run compared worker settings. */
+  variant?: string;
+}
+
+/** A worker setting to compare at each count: its cache and the environment it starts with. */
+export interface ProfileVariant {
+  label: string;
+  cache: number;
+  env?: Record<string, string>;
 }
 
 export interface ProfileOptions {
   counts: number[];
   caches: number[];
+  /** Instead of caches: the worker settings to compare at each count (in this order). */
+  variants?: ProfileVariant[];
   nodes: number;
   leaseS: number;
   sliceS: number;
@@ -41,6 +54,17 @@ export interface ProfileOptions {
 }
 
 const mb = (b: number): number => Math.round((b / 1048576) * 10) / 10;
+
+/** A process's CPU time so far (user + system), in seconds, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime: fields 14, 15, in clock ticks (100/s)
+  } catch {
+    return null;
+  }
+}
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
@@ -116,28 +140,34 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
   const points: ProfilePoint[] = [];
   const cur: { worker: Awaited<ReturnType<Cluster['startWorker']>> | null } = { worker: null };
   let port = 0;
-  const restart = async (cache: number): Promise<void> => {
+  let current: ProfileVariant | null = null;
+  const restart = async (v: ProfileVariant): Promise<void> => {
     await cur.worker?.stop();
     const cfg = JSON.parse(readFileSync(c.configPath, 'utf8')) as Record<string, unknown>;
-    writeFileSync(c.configPath, JSON.stringify({ ...cfg, max_cached_workflows: cache }, null, 2));
+    writeFileSync(c.configPath, JSON.stringify({ ...cfg, max_cached_workflows: v.cache }, null, 2));
     [port] = await freePorts(1);
-    cur.worker = await c.startWorker(undefined, {}, ['--metrics', `127.0.0.1:${port}`]);
+    cur.worker = await c.startWorker(undefined, v.env ?? {}, ['--metrics', `127.0.0.1:${port}`]);
+    current = v;
   };
   try {
     let submitted = 0;
-    let caches = [...o.caches];
+    let variants: ProfileVariant[] = o.variants ?? o.caches.map((cache) => ({ label: `cache ${cache}`, cache }));
     for (const n of o.counts) {
-      if (!cur.worker) await restart(caches[0]!);
+      if (!cur.worker) await restart(variants[0]!);
       await submit(c, submitted, n);
       submitted = n;
       const running = await waitRunning(c, n, o.log);
-      for (const cache of caches) {
-        if (points.length === 0 || points[points.length - 1]!.cache !== cache) await restart(cache);
+      for (const v of variants) {
+        const cache = v.cache;
+        if (current !== v) await restart(v);
         // A restarted worker takes over every supervise activity (retried at once after the old
         // worker's shutdown, or after one lease) and replays what it runs: wait that out and a slice.
         await sleep((o.leaseS + o.sliceS + 15) * 1000);
         let best: Sample[] | null = null;
         let samples = 0;
+        const wpid0 = cur.worker?.proc.pid;
+        const cpu0 = wpid0 ? cpuSeconds(wpid0) : null;
+        const t0 = Date.now();
         const until = Date.now() + (o.sliceS + 15) * 1000;
         while (Date.now() < until) {
           await sleep(10_000); // the worker refreshes its memory gauges every 10 s
@@ -164,15 +194,18 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
           samples,
         };
         const wpid = cur.worker?.proc.pid;
+        const cpu1 = wpid ? cpuSeconds(wpid) : null;
+        if (cpu0 !== null && cpu1 !== null) point.cpu_pct = Math.round(((cpu1 - cpu0) / ((Date.now() - t0) / 1000)) * 1000) / 10;
+        if (o.variants) point.variant = v.label;
         if (o.connections && wpid) point.ssh_connections = o.connections(wpid, new Set(c.nodes.map((x) => x.port)));
         points.push(point);
         o.log(
-          `  ${running} running, cache ${cache}: rss ${point.rss_mb} MB = ` +
+          `  ${running} running, ${v.label}: rss ${point.rss_mb} MB = ` +
             MEMORY_PARTS.map((p) => `${p} ${point.parts_mb[p]}`).join(' + ') +
-            `; cached ${point.cached_workflows}, activities ${point.activities_in_flight}`,
+            `; cached ${point.cached_workflows}, activities ${point.activities_in_flight}, cpu ${point.cpu_pct ?? '?'}%`,
         );
       }
-      caches = caches.reverse(); // the next step starts with the cache this one ended on
+      variants = variants.reverse(); // the next step starts with the setting this one ended on
     }
     return points;
   } finally {
