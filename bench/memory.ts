@@ -31,6 +31,12 @@ export interface ProfilePoint {
   cpu_pct?: number;
   /** The variant's label (ProfileOptions.variants), when the run compared worker settings. */
   variant?: string;
+  /** Seconds from the worker's restart until it had taken over the tasks and filled its cache. */
+  settle_s?: number;
+  /** Attempts the worker's watcher supervised at that sample. */
+  supervised?: number | null;
+  /** Tasks requeued (an attempt lost: fenced, vanished) while this point was measured. */
+  requeued?: number;
 }
 
 /** A worker setting to compare at each count: its cache and the environment it starts with. */
@@ -48,6 +54,8 @@ export interface ProfileOptions {
   nodes: number;
   leaseS: number;
   sliceS: number;
+  /** How long to sample once the worker has settled (default: a slice and 15 s). */
+  sampleS?: number;
   log: (s: string) => void;
   /** Counts a worker process's SSH connections to the given node ports. */
   connections?: (workerPid: number, ports: Set<number>) => number;
@@ -122,10 +130,15 @@ async function waitRunning(c: Cluster, n: number, log: (s: string) => void): Pro
   for (;;) {
     const running = c.read((s) => s.counts('mem').running ?? 0);
     if (running >= n || Date.now() > until) return running;
-    if (running !== last && running % 500 < 50) log(`  ${running} of ${n} running`);
+    if (Math.floor(running / 500) !== Math.floor(last / 500)) log(`  ${running} of ${n} running`);
     last = running;
     await sleep(2000);
   }
+}
+
+/** Attempts lost so far (a sleeping task's attempt beyond its first: fenced, vanished; the profile wants none). */
+function requeuedCount(c: Cluster): number {
+  return c.read((s) => s.listTasks({ project: 'mem', limit: 1_000_000 }).reduce((a, t) => a + Math.max(0, (t.attempts ?? 1) - 1), 0));
 }
 
 /** Runs the profile; returns one point per (tasks, cache), in the order measured. */
@@ -159,16 +172,30 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
       const running = await waitRunning(c, n, o.log);
       for (const v of variants) {
         const cache = v.cache;
+        const requeued0 = requeuedCount(c);
         if (current !== v) await restart(v);
         // A restarted worker takes over every supervise activity (retried at once after the old
-        // worker's shutdown, or after one lease) and replays what it runs: wait that out and a slice.
-        await sleep((o.leaseS + o.sliceS + 15) * 1000);
+        // worker's shutdown, or after one lease); its retried slices end over the second half of a
+        // slice, each one a workflow task that replays into the cache. Settled: it supervises nearly
+        // every running task and its cache is as full as it gets (at most a lease and a slice).
+        const t0Settle = Date.now();
+        const settleBy = t0Settle + (o.leaseS + o.sliceS + 15) * 1000;
+        const wantCached = Math.min(cache, running);
+        for (;;) {
+          await sleep(5000);
+          const s = await scrape(port).catch(() => null);
+          const supervised = s ? (pick(s, 'dispatch_worker_supervised_attempts') ?? 0) : 0;
+          const cachedNow = s ? (pick(s, 'temporal_sticky_cache_size') ?? 0) : 0;
+          if (supervised >= running * 0.9 && cachedNow >= wantCached * 0.9) break;
+          if (Date.now() > settleBy) break;
+        }
+        const settleS = Math.round((Date.now() - t0Settle) / 1000);
         let best: Sample[] | null = null;
         let samples = 0;
         const wpid0 = cur.worker?.proc.pid;
         const cpu0 = wpid0 ? cpuSeconds(wpid0) : null;
         const t0 = Date.now();
-        const until = Date.now() + (o.sliceS + 15) * 1000;
+        const until = Date.now() + (o.sampleS ?? o.sliceS + 15) * 1000;
         while (Date.now() < until) {
           await sleep(10_000); // the worker refreshes its memory gauges every 10 s
           const s = await scrape(port).catch(() => null);
@@ -191,7 +218,10 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
           workflow_heap_used_mb: mb(pick(best, 'dispatch_worker_heap_used_bytes', { heap: 'workflow' }) ?? 0),
           cached_workflows: pick(best, 'temporal_sticky_cache_size'),
           activities_in_flight: pick(best, 'temporal_worker_task_slots_used', { worker_type: 'ActivityWorker', task_queue: TASK_QUEUE }),
+          supervised: pick(best, 'dispatch_worker_supervised_attempts'),
           samples,
+          settle_s: settleS,
+          requeued: requeuedCount(c) - requeued0,
         };
         const wpid = cur.worker?.proc.pid;
         const cpu1 = wpid ? cpuSeconds(wpid) : null;
@@ -202,7 +232,8 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
         o.log(
           `  ${running} running, ${v.label}: rss ${point.rss_mb} MB = ` +
             MEMORY_PARTS.map((p) => `${p} ${point.parts_mb[p]}`).join(' + ') +
-            `; cached ${point.cached_workflows}, activities ${point.activities_in_flight}, cpu ${point.cpu_pct ?? '?'}%`,
+            `; cached ${point.cached_workflows}, supervised ${point.supervised}, activities ${point.activities_in_flight}, ` +
+            `cpu ${point.cpu_pct ?? '?'}%, settled in ${settleS} s, requeued ${point.requeued}`,
         );
       }
       variants = variants.reverse(); // the next step starts with the setting this one ended on

@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --quick] [-- --long] [-- --only NAME,...] [-- --render]: puts figures on dispatch's promises.
- * worker_memory takes --memory-counts N,N --memory-caches N,N --memory-slice S (a smaller profile).
+ * worker_memory takes --memory-counts N,N --memory-caches N,N --memory-slice S --memory-sample S (a smaller profile).
  * Every goal is a ratio measured in the same run where there is something to compare with. Writes
  * bench/results.json and bench/RESULTS.md. Reports only: nothing here fails on a slow machine.
  */
@@ -679,12 +679,14 @@ async function workerMemory(): Promise<void> {
   const cacheDefault = CONFIG_DEFAULTS.max_cached_workflows;
   const points = await memoryProfile({
     counts: listArg('--memory-counts') ?? (QUICK ? [50, 100] : [100, 1000, 3000]),
-    caches: listArg('--memory-caches') ?? (QUICK ? [10, cacheDefault] : [10, 50, cacheDefault]),
+    caches: listArg('--memory-caches') ?? [...new Set(QUICK ? [10, 250, cacheDefault] : [10, 50, 250, cacheDefault])],
     nodes: QUICK ? 2 : 10,
     leaseS: QUICK ? 10 : 30,
-    // Each slice end is a workflow task, a full replay for an evicted workflow: 3,000 tasks at a
-    // 30 s slice overran this 2-core machine (tasks waited minutes for their next workflow task).
-    sliceS: Number(argValue('--memory-slice')) || (QUICK ? 20 : 120),
+    // Each slice end is two workflow tasks, a full replay for an evicted workflow: 1,000 tasks at
+    // 60 s slices, or 3,000 at 30 s, overran this 2-core machine (tasks waited minutes for their
+    // next workflow task, and their fences fell). The full profile runs at the default slice.
+    sliceS: Number(argValue('--memory-slice')) || (QUICK ? 20 : CONFIG_DEFAULTS.heartbeat_record_interval),
+    sampleS: Number(argValue('--memory-sample')) || (QUICK ? 30 : 60),
     log,
     connections: sshConnectionsOf,
   });
@@ -696,7 +698,10 @@ async function workerMemory(): Promise<void> {
       value: `${p.rss_mb} MB`,
       goal: '-',
       met: null,
-      note: `${MEMORY_PARTS.map((k) => `${k} ${p.parts_mb[k]}`).join(', ')}; cached ${p.cached_workflows ?? '?'}, activities ${p.activities_in_flight ?? '?'}`,
+      note:
+        `${MEMORY_PARTS.map((k) => `${k} ${p.parts_mb[k]}`).join(', ')}; cached ${p.cached_workflows ?? '?'}, ` +
+        `supervised ${p.supervised ?? '?'}, activities ${p.activities_in_flight ?? '?'}; worker cpu ${p.cpu_pct ?? '?'}%` +
+        (p.requeued ? `; ${p.requeued} attempts lost meanwhile` : ''),
     });
   }
   const at = (n: number) => points.find((p) => p.cache === cacheDefault && p.tasks >= n * 0.98 && p.tasks <= n);
@@ -1015,16 +1020,19 @@ type ProfileResult = {
 function profileTable(p: ProfileResult): string[] {
   const parts = MEMORY_PARTS as readonly string[];
   const rows = [...p.points].sort((a, b) => a.tasks - b.tasks || a.cache - b.cache);
+  // Older runs did not measure the worker's CPU or lost attempts: those columns only when some point has them.
+  const cpu = rows.some((x) => x.cpu_pct !== undefined);
+  const extra = (x: ProfilePoint | null): string => (cpu ? ` ${x ? (x.cpu_pct ?? '?') : ''} | ${x ? (x.requeued ?? '?') : ''} |` : '');
   const per = (label: string, c: Record<string, number> | null): string =>
     c
-      ? `| ${label} | ${c.rss} | ${parts.map((k) => c[k]).join(' | ')} | | |`
-      : `| ${label} | ? | ${parts.map(() => '?').join(' | ')} | | |`;
+      ? `| ${label} | ${c.rss} | ${parts.map((k) => c[k]).join(' | ')} | | |${extra(null)}`
+      : `| ${label} | ? | ${parts.map(() => '?').join(' | ')} | | |${extra(null)}`;
   return [
-    `| running tasks, cache | VmRSS MB | ${parts.join(' MB | ')} MB | cached workflows | activities in flight |`,
-    `|---|---|${parts.map(() => '---|').join('')}---|---|`,
+    `| running tasks, cache | VmRSS MB | ${parts.join(' MB | ')} MB | cached workflows | activities in flight |${cpu ? ' worker CPU % | attempts lost |' : ''}`,
+    `|---|---|${parts.map(() => '---|').join('')}---|---|${cpu ? '---|---|' : ''}`,
     ...rows.map(
       (x) =>
-        `| ${x.tasks}, ${x.cache} | ${x.rss_mb} | ${parts.map((k) => x.parts_mb[k as keyof ProfilePoint['parts_mb']]).join(' | ')} | ${x.cached_workflows ?? '?'} | ${x.activities_in_flight ?? '?'} |`,
+        `| ${x.tasks}, ${x.cache} | ${x.rss_mb} | ${parts.map((k) => x.parts_mb[k as keyof ProfilePoint['parts_mb']]).join(' | ')} | ${x.cached_workflows ?? '?'} | ${x.activities_in_flight ?? '?'} |${extra(x)}`,
     ),
     per('per running task (smallest cache, fewest to most tasks)', p.per_running_task),
     per('per cached workflow (most tasks, smallest to largest cache)', p.per_cached_workflow),

@@ -12,7 +12,9 @@
  * - the heartbeat details (identity, leaseAckAt, unreachableSince) the reaper reads;
  * - probes of all the node's attempts go out in one command per tick (ProbeBatcher), and every
  *   probe refreshes the attempt's lease file, which keeps its watchdog from fencing it;
- * - the slice: after sliceS the activity completes as "running" so the workflow books a heartbeat.
+ * - the slice: after sliceS the activity completes as "running" so the workflow books a heartbeat
+ *   (a retried slice ends sooner, at a random point of its second half, so that a restarted worker's
+ *   attempts do not all end their slices together).
  *
  * A cancel (the runtime cap, a cancelled task) reaches the watcher as the answer to a heartbeat; an
  * attempt the server no longer knows (timed out, its workflow gone) is dropped at its next heartbeat.
@@ -81,6 +83,17 @@ class BoundedMap<K, V> extends Map<K, V> {
   }
 }
 
+/**
+ * How long a slice lasts. A retried slice ends at a random point of its second half: the attempts of
+ * a worker that stopped or died come back together, and slices of one length would then keep
+ * ending together, every one a workflow task (a replay, for an evicted workflow) at the same moment.
+ * A slice shorter than sliceS only books the heartbeat sooner.
+ */
+function sliceMs(r: WatchRequest, random: () => number): number {
+  const full = r.sliceS * 1000;
+  return r.reattached ? Math.round(full * (0.5 + 0.5 * random())) : full;
+}
+
 export class SuperviseWatcher {
   private readonly nodes = new Map<string, { entries: Set<Entry>; timer: NodeJS.Timeout }>();
   /**
@@ -90,7 +103,15 @@ export class SuperviseWatcher {
   private readonly leaseAcks = new BoundedMap<string, number>(100_000);
   private closed = false;
 
-  constructor(private readonly deps: { batcher: Pick<ProbeBatcher, 'probe'>; completion: CompletionPort; warn?: Log }) {}
+  constructor(
+    private readonly deps: {
+      batcher: Pick<ProbeBatcher, 'probe'>;
+      completion: CompletionPort;
+      warn?: Log;
+      /** In [0, 1): where in its second half a retried slice ends (Math.random). */
+      random?: () => number;
+    },
+  ) {}
 
   /** Attempts being watched now, over all nodes. */
   get size(): number {
@@ -119,7 +140,7 @@ export class SuperviseWatcher {
       identity: id,
       key,
       reattached: r.reattached,
-      untilMs: now + r.sliceS * 1000,
+      untilMs: now + sliceMs(r, this.deps.random ?? Math.random),
       beatMs: maxTickMs,
       maxTickMs,
       tickMs: FIRST_TICK_MS,

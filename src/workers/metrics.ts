@@ -89,11 +89,15 @@ export function startDbMetrics(store: Store, meter: MetricMeter, intervalMs = 50
 
 /**
  * `dispatch_worker_memory_bytes{part}`: the worker's resident memory in parts that add up to its
- * VmRSS (src/workers/memory.ts), plus `part="rss"` itself, read every `intervalMs`.
+ * VmRSS (src/workers/memory.ts), plus `part="rss"` itself, read every `intervalMs`; with
+ * `supervised`, `dispatch_worker_supervised_attempts` (the watcher's attempts) at the same moments.
  */
-export function startMemoryMetrics(meter: MetricMeter, intervalMs = 10_000): { stop(): void } {
+export function startMemoryMetrics(meter: MetricMeter, intervalMs = 10_000, supervised?: () => number): { stop(): void } {
   const gauge: MetricGauge = meter.createGauge('dispatch_worker_memory_bytes', 'int', 'bytes', 'worker VmRSS and its parts, by part');
   const used: MetricGauge = meter.createGauge('dispatch_worker_heap_used_bytes', 'int', 'bytes', 'used bytes of the V8 heaps, by heap');
+  const attempts: MetricGauge | null = supervised
+    ? meter.createGauge('dispatch_worker_supervised_attempts', 'int', 'attempts', 'attempts this worker supervises now (its watcher)')
+    : null;
   const probe = new MemoryProbe();
   let busy = false;
   const refresh = async (): Promise<void> => {
@@ -105,6 +109,7 @@ export function startMemoryMetrics(meter: MetricMeter, intervalMs = 10_000): { s
       for (const p of MEMORY_PARTS) gauge.set(Math.max(0, m[p]), { part: p });
       used.set(m.main_heap_used, { heap: 'main' });
       used.set(m.workflow_heap_used, { heap: 'workflow' });
+      if (attempts && supervised) attempts.set(supervised(), {});
     } catch {
       /* the next round reads it */
     } finally {

@@ -93,7 +93,6 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   const meter = Runtime.instance().metricMeter;
   const metrics = metricsAddress ? createMetrics(meter) : NO_METRICS;
   let dbMetrics: { stop(): void } | null = null;
-  const memMetrics = metricsAddress ? startMemoryMetrics(meter) : null;
   const t = opts.temporal;
   const namespace = t.namespace;
   const connection = await NativeConnection.connect(connectOptions(t)).catch((e: Error) => {
@@ -107,6 +106,7 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
     completion: client.activity,
     warn: (msg, fields) => log(`[dispatch] ${msg} ${JSON.stringify(fields)}`),
   });
+  const memMetrics = metricsAddress ? startMemoryMetrics(meter, undefined, () => watcher.size) : null;
   const workers: Worker[] = [];
   let store: Store | null = null;
   let allocator: Allocator | null = null;

@@ -71,10 +71,11 @@ describe('metrics', () => {
     for (const id of ['m-1', 'm-2']) await c.cliOk(['submit', '--id', id, '--project', 'met', '--command', 'sleep 300']);
     await c.waitStatus('m-1', 'running');
     await c.waitStatus('m-2', 'running');
-    await until('two running tasks and two slots used', (s) => {
+    await until('two running tasks, two slots used, two attempts supervised', (s) => {
       return (
         value(s, 'dispatch_tasks', { status: 'running', project: 'met' }) === 2 &&
-        value(s, 'dispatch_node_slots_used', { node: 'n1' }) === 2
+        value(s, 'dispatch_node_slots_used', { node: 'n1' }) === 2 &&
+        value(s, 'dispatch_worker_supervised_attempts') === 2
       );
     });
 

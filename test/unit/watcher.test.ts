@@ -108,6 +108,26 @@ describe('supervise watcher', () => {
     assert.deepEqual(rec.failed, [], 'nothing left to hand back');
   });
 
+  test('a retried slice ends at a random point of its second half; a first try lasts the whole slice', async () => {
+    const rec = new Recorder();
+    const b = scriptedNode();
+    const w = new SuperviseWatcher({ batcher: b, completion: rec, random: () => 0 });
+    w.watch(req('t6', 16, { sliceS: 1.6, reattached: true }));
+    w.watch(req('t7', 17, { sliceS: 1.6 }));
+    await sleep(1200);
+    assert.deepEqual(
+      rec.completed.map((c) => c.token),
+      ['t6'],
+      'the retried slice ended at half of sliceS, the first try is still running',
+    );
+    await sleep(1000);
+    assert.deepEqual(
+      rec.completed.map((c) => c.token),
+      ['t6', 't7'],
+    );
+    await w.shutdown();
+  });
+
   test('a cancel answered to a heartbeat stops the watch and reports it; an activity Temporal no longer knows is dropped', async () => {
     const rec = new Recorder();
     const b = scriptedNode();

@@ -28,8 +28,13 @@ ours() {
   set -- $r
   [ "$1" != Z ] && [ "${20}" = "$start" ]
 }
-# group_alive: 0 while any live (non-zombie) process is in the runner's process group
+# group_alive: 0 while any live (non-zombie) process is in the runner's process group. The leader
+# alive means yes and no member at all (kill -0 fails) means no, without a look at every process:
+# only members left behind, or zombies that nobody reaps, need the scan of /proc (costly on a node
+# running thousands of tasks, when many fences fall at once).
 group_alive() {
+  ours && return 0
+  kill -0 -"$pid" 2>/dev/null || return 1
   for f in /proc/[0-9]*/stat; do
     read -r s 2>/dev/null < "$f" || continue
     r=${s##*') '}
