@@ -908,35 +908,8 @@ const GAPS: [RegExp, Gap][] = [
     () =>
       'A short task needs 3 workflow tasks and 2 activity tasks (round_trips_per_task), an empty workflow 1 workflow task; with Temporal, the worker, the sshd nodes and the launched processes sharing 2 cores, the server is the limit. See the rounds in the note for the spread.',
   ],
-  [
-    /worker_rss_mb_3000/,
-    (res) => {
-      const t = (res.memory_profile as ProfileResult | undefined)?.per_running_task;
-      return (
-        'Not measured yet: on this 2-core machine the 3,000-task step needs about 50 minutes at 120 s slices (`npm run bench -- --only worker_memory`), and the run of this session, at 30 s slices, overran the machine ' +
-        '(every slice end is a workflow task and, for an evicted workflow, a full replay: tasks waited minutes for their next workflow task, and their leases went stale). ' +
-        `From the measured cost of ${t?.rss ?? '?'} MB per running task beyond the cache, 3,000 tasks at the lowest cache would need about ${t ? Math.round(2000 * t.rss) : '?'} MB more than 1,000.`
-      );
-    },
-  ],
-  [
-    /worker_rss/,
-    (res) => {
-      const p = res.memory_profile as ProfileResult | undefined;
-      const t = p?.per_running_task;
-      const c = p?.per_cached_workflow;
-      return (
-        `From the profile below: beyond the cache, each running task adds ${t?.rss ?? '?'} MB (${MEMORY_PARTS.map((k) => `${k} ${t?.[k] ?? '?'}`).join(', ')}); each cached workflow adds ${c?.rss ?? '?'} MB (${MEMORY_PARTS.map((k) => `${k} ${c?.[k] ?? '?'}`).join(', ')}). ` +
-        `So the memory follows the cache, not the running tasks: ${(p?.points ?? [])
-          .filter((x) => x.tasks >= 990)
-          .sort((a, b) => a.cache - b.cache)
-          .map((x) => `${x.rss_mb} MB at a cache of ${x.cache}`)
-          .join(', ')} with 1,000 running. ` +
-        'At the default cache (250) the goal is missed by the cached workflows themselves (the Rust core keeps each cached run, about half a megabyte, besides its sandbox); with a small cache the replays at every slice end keep the V8 heaps large (committed, not live: see main_heap against its used bytes in results.json). ' +
-        'What would meet it at the default: a default cache of 10 (meets it here; the CPU of a replay at every slice end was not measured, so the default is left at 250), or caps on the V8 heaps (the SDK starts its workflow thread without resourceLimits).'
-      );
-    },
-  ],
+  [/worker_rss_mb_3000/, (res) => rssGap(res, 3000)],
+  [/worker_rss/, (res) => rssGap(res, 1000)],
   [
     /recovery_ratio/,
     () =>
@@ -956,6 +929,29 @@ const GAPS: [RegExp, Gap][] = [
     () => 'Every store write transaction is BEGIN IMMEDIATE under busy_timeout 30000; a busy error means a write path bypasses Store.',
   ],
 ];
+
+/** Why worker_rss_mb misses at n running tasks, from the profile's own points. */
+function rssGap(res: Record<string, unknown>, n: number): string {
+  const p = res.memory_profile as ProfileResult | undefined;
+  const pts = (p?.points ?? []).filter((x) => x.tasks >= n * 0.98 && x.tasks <= n).sort((a, b) => a.cache - b.cache);
+  if (!pts.length)
+    return `Not measured in this run (\`npm run bench -- --only worker_memory\` measures ${n.toLocaleString('en')} running tasks).`;
+  const def = pts.find((x) => x.cache === CONFIG_DEFAULTS.max_cached_workflows);
+  const t = p?.per_running_task;
+  const c = p?.per_cached_workflow;
+  const floor = (p?.points ?? []).filter((x) => x.cache === CONFIG_DEFAULTS.max_cached_workflows).sort((a, b) => a.tasks - b.tasks)[0];
+  return (
+    `At ${n.toLocaleString('en')} running tasks: ${pts.map((x) => `${x.rss_mb} MB at a cache of ${x.cache} (worker CPU ${x.cpu_pct ?? '?'}%)`).join(', ')}. ` +
+    (def
+      ? `At the default cache (${def.cache}) the parts are ${MEMORY_PARTS.map((k) => `${k} ${def.parts_mb[k]}`).join(', ')} MB; the V8 heaps are committed at ${def.parts_mb.main_heap} and ${def.parts_mb.workflow_heap} MB with ${def.main_heap_used_mb} and ${def.workflow_heap_used_mb} MB in use. `
+      : '') +
+    `Beyond the cache each running task adds ${t?.rss ?? '?'} MB and each cached workflow ${c?.rss ?? '?'} MB` +
+    (floor
+      ? `; the same worker with ${floor.tasks} running tasks holds ${floor.rss_mb} MB, most of it the fixed cost of node, the SDK's native core and two V8 heaps`
+      : '') +
+    '. What would meet it: a smaller fixed cost (V8 heap caps for the main thread and the workflow thread, which the SDK does not expose, or the worker split so that the dispatch-db queue runs in its own process), or a machine where the heaps are not grown by replays competing for 2 cores.'
+  );
+}
 
 function gapNotes(rows: Row[], res: Record<string, unknown>): string[] {
   const missed = rows.filter((r) => r.met === false);
@@ -1052,13 +1048,16 @@ function profileSection(res: Record<string, unknown>): string[] {
     "(node, the SDK's native module, libraries); `main_heap` the main thread's V8 heap (committed); `workflow_heap`",
     "the SDK's workflow thread's V8 heap, read through the in-process inspector (where the workflow cache lives);",
     '`external` Buffers and ArrayBuffers; `native` the rest of the anonymous memory (the Rust core, gRPC, allocator',
-    'arenas, thread stacks). Real sleeping tasks on real sshd nodes, one worker process running both queues;',
-    'each point is the largest of the samples taken over more than one supervise slice after the worker',
-    'was restarted with that cache (max_cached_workflows; 10 is the lowest allowed) and had taken over every task.',
+    'arenas, thread stacks). Real sleeping tasks on real sshd nodes, one worker process running both queues.',
+    'For each point the worker is restarted with that cache (max_cached_workflows; 10 is the lowest allowed and',
+    'the default), waited for until it supervises nearly every running task and its cache is as full as it gets',
+    '(at most a lease and a slice), then sampled every 10 s for a minute: the point is the largest sample. Worker CPU',
+    'is its user + system time over that minute, in % of one core; attempts lost are requeues meanwhile (none wanted).',
     '',
     'Reproduce: `npm run bench -- --only worker_memory` (100, 1,000 and 3,000 tasks over 10 nodes, caches 10, 50',
-    'and 250, 120 s slices: about 50 minutes here; `--memory-counts 100,1000 --memory-slice 60` is the run below), or',
-    '`npm run bench -- --quick --only worker_memory` (50 and 100 tasks over 2 nodes).',
+    'and 250, the default slice of 300 s: about 50 minutes here; `--memory-counts`, `--memory-caches`, `--memory-slice`',
+    'and `--memory-sample` make it smaller), or `npm run bench -- --quick --only worker_memory` (50 and 100 tasks over',
+    '2 nodes).',
     '',
   ];
   if (before) {
