@@ -26,7 +26,7 @@ import { parseKv, parseWrapperStatus } from '../src/shell/status';
 import type { NodeRow } from '../src/common/types';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { LAUNCH_EXIT_WAIT_MS, TASK_QUEUE } from '../src/common/constants';
-import { MEMORY_PARTS } from '../src/workers/memory';
+import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS } from '../src/workers/memory';
 import { memoryProfile, profileCosts, type ProfilePoint } from './memory';
 
 const args = process.argv.slice(2);
@@ -691,7 +691,8 @@ async function workerMemory(): Promise<void> {
     connections: sshConnectionsOf,
   });
   const costs = profileCosts(points);
-  results.memory_profile = { points, ...costs };
+  const heap = Number(process.env.DISPATCH_HEAP_GROWING_PERCENT || HEAP_GROWING_PERCENT_DEFAULT);
+  results.memory_profile = { points, ...costs, heap_growing_percent: heap };
   for (const p of points) {
     table.push({
       figure: `memory: ${p.tasks} running, cache ${p.cache}`,
@@ -734,6 +735,59 @@ async function workerMemory(): Promise<void> {
       value: last.ssh_connections,
       goal: `= ${nodes} nodes`,
       met: last.ssh_connections === nodes,
+    });
+  }
+}
+
+/**
+ * The heap growing factor (DISPATCH_HEAP_GROWING_PERCENT) at 1,000 running tasks and the default cache:
+ * the default against V8's own choice, in the same run. Its default point is the worker_rss_mb goal
+ * (it replaces the row of the profile, when the profile ran before the flag existed or with it off).
+ */
+async function workerMemoryHeap(): Promise<void> {
+  const cache = CONFIG_DEFAULTS.max_cached_workflows;
+  const n = QUICK ? 100 : 1000;
+  const points = await memoryProfile({
+    counts: [n],
+    caches: [],
+    variants: [
+      { label: `heap growing ${HEAP_GROWING_PERCENT_DEFAULT}% (default)`, cache },
+      { label: "heap growing V8's own (0)", cache, env: { DISPATCH_HEAP_GROWING_PERCENT: '0' } },
+    ],
+    nodes: QUICK ? 2 : 10,
+    leaseS: QUICK ? 10 : 30,
+    sliceS: QUICK ? 20 : CONFIG_DEFAULTS.heartbeat_record_interval,
+    sampleS: QUICK ? 30 : 60,
+    log,
+  });
+  results.memory_heap_growing = { points, default_percent: HEAP_GROWING_PERCENT_DEFAULT };
+  for (const p of points) {
+    table.push({
+      figure: `memory: ${p.tasks} running, cache ${p.cache}, ${p.variant}`,
+      value: `${p.rss_mb} MB`,
+      goal: '-',
+      met: null,
+      note:
+        `${MEMORY_PARTS.map((k) => `${k} ${p.parts_mb[k]}`).join(', ')}; heaps used: main ${p.main_heap_used_mb}, workflow ${p.workflow_heap_used_mb}; ` +
+        `worker cpu ${p.cpu_pct ?? '?'}%` +
+        (p.requeued ? `; ${p.requeued} attempts lost meanwhile` : ''),
+    });
+  }
+  const def = points.find((p) => p.variant?.endsWith('(default)'));
+  if (def && def.tasks >= n * 0.98) {
+    results.worker_rss_mb_1000 = {
+      tasks: def.tasks,
+      rss_mb_max: def.rss_mb,
+      cache,
+      nodes: QUICK ? 2 : 10,
+      heap_growing_percent: HEAP_GROWING_PERCENT_DEFAULT,
+    };
+    table.push({
+      figure: `worker_rss_mb (${def.tasks} running tasks)`,
+      value: def.rss_mb,
+      goal: '<= 300',
+      met: def.rss_mb <= 300,
+      note: `default cache ${cache}, heap growing ${HEAP_GROWING_PERCENT_DEFAULT}%`,
     });
   }
 }
@@ -975,6 +1029,7 @@ async function run(): Promise<void> {
     ['throughput_cluster', throughputCluster],
     ['mass_cleanup', massCleanup],
     ['worker_memory', workerMemory],
+    ['worker_memory_heap', workerMemoryHeap],
     ['history_events_per_hour', historyEvents],
   ];
   const failures: string[] = [];
@@ -1004,6 +1059,7 @@ const SECTION_ORDER = [
   'throughput_cluster',
   'mass_cleanup',
   'worker_memory',
+  'worker_memory_heap',
   'history_events_per_hour',
 ];
 
@@ -1067,7 +1123,36 @@ function profileSection(res: Record<string, unknown>): string[] {
     if (before.note) out.push(before.note, '');
     out.push(...profileTable(before), '');
   }
-  if (now) out.push('### Now: supervise slices complete asynchronously through the per-node watcher', '', ...profileTable(now), '');
+  if (now) {
+    const hp = (now as { heap_growing_percent?: number }).heap_growing_percent;
+    out.push(
+      '### Now: supervise slices complete asynchronously through the per-node watcher',
+      '',
+      hp
+        ? `With the heap growing factor at ${hp}% (DISPATCH_HEAP_GROWING_PERCENT).`
+        : "With V8's own heap growing (this profile was measured before DISPATCH_HEAP_GROWING_PERCENT existed; its default is measured against V8's own below).",
+      '',
+      ...profileTable(now),
+      '',
+    );
+  }
+  const heap = res.memory_heap_growing as { points: ProfilePoint[]; default_percent: number } | undefined;
+  if (heap) {
+    out.push(
+      '### The heap growing factor',
+      '',
+      `V8 lets a heap grow to up to 4 times what it kept alive before its next full collection; the worker sets ${heap.default_percent}% (1.5 times) unless`,
+      'DISPATCH_HEAP_GROWING_PERCENT says otherwise (0: V8 chooses). Same run, same tasks, the default cache; `npm run bench -- --only worker_memory_heap`.',
+      '',
+      '| variant | running tasks | VmRSS MB | main heap committed / used MB | workflow heap committed / used MB | native MB | worker CPU % | attempts lost |',
+      '|---|---|---|---|---|---|---|---|',
+      ...heap.points.map(
+        (x) =>
+          `| ${x.variant} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
+      ),
+      '',
+    );
+  }
   return out;
 }
 
@@ -1087,8 +1172,14 @@ function write(m: Record<string, unknown>, started: number, failures: string[], 
     }
   }
   // Rows of sections that no longer exist (renamed) are dropped, not kept forever.
-  const keep = (prev.table ?? []).filter((r) => r.section && !ran.includes(r.section) && SECTION_ORDER.includes(r.section));
-  const rows = [...keep, ...table].sort((a, b) => SECTION_ORDER.indexOf(a.section ?? '') - SECTION_ORDER.indexOf(b.section ?? ''));
+  // A figure measured by this run replaces the same figure kept from an earlier one.
+  const fresh = new Set(table.map((r) => r.figure));
+  const keep = (prev.table ?? []).filter(
+    (r) => r.section && !ran.includes(r.section) && SECTION_ORDER.includes(r.section) && !fresh.has(r.figure),
+  );
+  const rows = [...keep, ...table.filter((r, i) => !table.slice(i + 1).some((later) => later.figure === r.figure))].sort(
+    (a, b) => SECTION_ORDER.indexOf(a.section ?? '') - SECTION_ORDER.indexOf(b.section ?? ''),
+  );
   const measuredAt = { ...(prev.measured_at ?? {}), ...Object.fromEntries(ran.map((s) => [s, now])) };
   const out = {
     mode: QUICK ? 'quick' : LONG ? 'long' : 'full',

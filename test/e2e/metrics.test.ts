@@ -125,4 +125,11 @@ describe('metrics', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--metrics: expected HOST:PORT/);
   });
+
+  test('a bad DISPATCH_HEAP_GROWING_PERCENT is refused with exit 2 before the worker polls', async () => {
+    const r = await c.cli(['worker'], { env: { DISPATCH_HEAP_GROWING_PERCENT: 'lots' } });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /DISPATCH_HEAP_GROWING_PERCENT: expected a whole number from 0/);
+    assert.doesNotMatch(r.stdout, /dispatch worker polling/);
+  });
 });
