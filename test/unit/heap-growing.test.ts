@@ -7,8 +7,8 @@ describe('DISPATCH_HEAP_GROWING_PERCENT', () => {
   test('unset or empty: the default; 0: V8 chooses; a whole number up to 1000 is taken', () => {
     assert.equal(applyHeapGrowing({}), HEAP_GROWING_PERCENT_DEFAULT);
     assert.equal(applyHeapGrowing({ DISPATCH_HEAP_GROWING_PERCENT: '' }), HEAP_GROWING_PERCENT_DEFAULT);
-    assert.equal(applyHeapGrowing({ DISPATCH_HEAP_GROWING_PERCENT: '0' }), 0);
     assert.equal(applyHeapGrowing({ DISPATCH_HEAP_GROWING_PERCENT: '80' }), 80);
+    assert.equal(applyHeapGrowing({ DISPATCH_HEAP_GROWING_PERCENT: '0' }), 0);
   });
 
   test('anything else is refused with a message that names the variable', () => {
