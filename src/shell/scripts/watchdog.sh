@@ -19,7 +19,6 @@
 # the group is gone, DIR/status.json (by rename) with "state":"exited", the exit code (143 after TERM,
 # 137 after KILL) and "fenced_at", unless the runner recorded its own exit first.
 dir=$1; pid=$2; start=$3; fence=$4; grace=$5
-uptime_s() { read -r u _ < /proc/uptime; echo "${u%%.*}"; }
 # ours: 0 while the runner is alive (not a zombie) and is still the process we were started for
 ours() {
   read -r s 2>/dev/null < /proc/"$pid"/stat || return 1
@@ -60,7 +59,8 @@ while ours && running; do
   sleep "$tick"
   read -r lease 2>/dev/null < "$dir/lease" || lease=0
   case "$lease" in ''|*[!0-9]*) lease=0 ;; esac
-  now=$(uptime_s)
+  # Builtins only: a $(...) here would fork once per tick per task.
+  read -r now _ < /proc/uptime; now=${now%%.*}
   age=$((now - lease))
   [ "$age" -gt "$fence" ] || continue
   if ! ours || ! running; then break; fi
