@@ -1010,7 +1010,7 @@ function rssGap(res: Record<string, unknown>, n: number): string {
   return (
     `At ${n.toLocaleString('en')} running tasks: ${pts.map((x) => `${x.rss_mb} MB at a cache of ${x.cache} (worker CPU ${x.cpu_pct ?? '?'}%)`).join(', ')}. ` +
     (def
-      ? `At the default cache (${def.cache}) the parts are ${MEMORY_PARTS.map((k) => `${k} ${def.parts_mb[k]}`).join(', ')} MB; the V8 heaps are committed at ${def.parts_mb.main_heap} and ${def.parts_mb.workflow_heap} MB with ${def.main_heap_used_mb} and ${def.workflow_heap_used_mb} MB in use. `
+      ? `At the default cache (${def.cache}) the parts are ${MEMORY_PARTS.map((k) => `${k} ${def.parts_mb[k]}`).join(', ')} MB${def.main_heap_used_mb === null ? '' : `; the V8 heaps are committed at ${def.parts_mb.main_heap} and ${def.parts_mb.workflow_heap} MB with ${def.main_heap_used_mb} and ${def.workflow_heap_used_mb} MB in use`}. `
       : '') +
     `Beyond the cache each running task adds ${t?.rss ?? '?'} MB and each cached workflow ${c?.rss ?? '?'} MB` +
     (floor

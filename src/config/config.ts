@@ -60,10 +60,11 @@ export interface DispatchConfig {
   retention: number;
   /**
    * Workflows the worker keeps in memory between activations. Above it, a workflow woken by its next
-   * supervise slice is rebuilt from history (CPU) instead of held (memory). @default 10: with many
-   * more running tasks than cached workflows a slice end finds its workflow cached only about
-   * cache/running of the time, so a large cache costs memory (about 1 MB per cached workflow) and
-   * saves little CPU at fleet scale (bench/RESULTS.md, "Worker memory profile").
+   * supervise slice is rebuilt from history (CPU) instead of held (memory). @default 250. Each cached
+   * workflow costs about 1 MB, and with many more running tasks than cached workflows a slice end
+   * finds its workflow cached only about cache/running of the time; but a cache near its floor evicts
+   * workflows whose launch (a local activity) is still running, under a burst of launches: the SDK
+   * then drops the launch's result and the workflow task times out (bench/RESULTS.md).
    */
   max_cached_workflows: number;
   /**
@@ -115,7 +116,7 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   probe_interval: 15,
   guardian_interval: 300,
   retention: 7 * 86400,
-  max_cached_workflows: 10,
+  max_cached_workflows: 250,
   queue_poll_interval: 300,
   history_limit: 2000,
   fence_after: FENCE_AFTER_S_DEFAULT,
