@@ -29,7 +29,8 @@ export const HEAP_GROWING_PERCENT_DEFAULT = 0;
  */
 export function applyHeapGrowing(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.DISPATCH_HEAP_GROWING_PERCENT;
-  const pct = raw === undefined || raw === '' ? HEAP_GROWING_PERCENT_DEFAULT : Number(raw);
+  // Digits only: Number() alone would also take ' 50', '0x32' and '5e1'.
+  const pct = raw === undefined || raw === '' ? HEAP_GROWING_PERCENT_DEFAULT : /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(pct) || pct < 0 || pct > 1000)
     throw new UserError(`DISPATCH_HEAP_GROWING_PERCENT: expected a whole number from 0 (V8 chooses) to 1000, got ${JSON.stringify(raw)}`);
   if (pct > 0) setFlagsFromString(`--heap-growing-percent=${pct}`);

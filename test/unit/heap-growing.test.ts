@@ -12,7 +12,7 @@ describe('DISPATCH_HEAP_GROWING_PERCENT', () => {
   });
 
   test('anything else is refused with a message that names the variable', () => {
-    for (const bad of ['-1', '1001', '12.5', 'lots', '50%'])
+    for (const bad of ['-1', '1001', '12.5', 'lots', '50%', '0x32', '5e1', ' 50'])
       assert.throws(
         () => applyHeapGrowing({ DISPATCH_HEAP_GROWING_PERCENT: bad }),
         (e: unknown) => e instanceof UserError && /DISPATCH_HEAP_GROWING_PERCENT/.test(e.message),
