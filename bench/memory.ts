@@ -51,6 +51,8 @@ export interface ProfileOptions {
   caches: number[];
   /** Instead of caches: the worker settings to compare at each count (in this order). */
   variants?: ProfileVariant[];
+  /** Restart the worker for every point, the first too: no point is the worker that launched the tasks. */
+  restartEach?: boolean;
   nodes: number;
   leaseS: number;
   sliceS: number;
@@ -173,7 +175,7 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
       for (const v of variants) {
         const cache = v.cache;
         const requeued0 = requeuedCount(c);
-        if (current !== v) await restart(v);
+        if (current !== v || o.restartEach) await restart(v);
         // A restarted worker takes over every supervise activity (retried at once after the old
         // worker's shutdown, or after one lease); its retried slices end over the second half of a
         // slice, each one a workflow task that replays into the cache. Settled: it supervises nearly

@@ -744,31 +744,63 @@ async function workerMemory(): Promise<void> {
   }
 }
 
+/** A worker setting compared by worker_memory_heap: its cache, heap growing factor and glibc arenas. */
+interface HeapVariant {
+  label: string;
+  cache: number;
+  heap_growing_percent: number;
+  /** MALLOC_ARENA_MAX in the worker's environment (null: glibc's own, 8 per core). */
+  malloc_arena_max: number | null;
+  /** What `dispatch worker` does with no environment set. */
+  default: boolean;
+}
+
+function heapVariants(): HeapVariant[] {
+  const d = CONFIG_DEFAULTS.max_cached_workflows;
+  const v = (cache: number, pct: number, arenas: number | null): HeapVariant => ({
+    label: `cache ${cache}, heap growing ${pct === 0 ? "V8's own" : `${pct}%`}` + (arenas === null ? '' : `, MALLOC_ARENA_MAX=${arenas}`),
+    cache,
+    heap_growing_percent: pct,
+    malloc_arena_max: arenas,
+    default: cache === d && pct === HEAP_GROWING_PERCENT_DEFAULT && arenas === null,
+  });
+  // The first launches the tasks (the default cache takes a burst of launches), then each one is a
+  // fresh worker: from the default down to every lever at once.
+  const list = [v(d, 0, null), v(d, 50, null), v(d, 50, 2), v(50, 50, 2), v(10, 50, 2)];
+  if (!list.some((x) => x.default)) list.splice(1, 0, v(d, HEAP_GROWING_PERCENT_DEFAULT, null));
+  return list;
+}
+
 /**
- * The heap growing factor (DISPATCH_HEAP_GROWING_PERCENT) at 1,000 running tasks and the default cache:
- * the default against V8's own choice, in the same run. Its default point is the worker_rss_mb goal
- * (it replaces the row of the profile, when the profile ran before the flag existed or with it off).
+ * The worker's memory levers at 1,000 running tasks, in the same run: the heap growing factor
+ * (DISPATCH_HEAP_GROWING_PERCENT), glibc's malloc arenas (MALLOC_ARENA_MAX) and the cache. The default
+ * setting's point is the worker_rss_mb goal (it replaces the profile's row).
  */
 async function workerMemoryHeap(): Promise<void> {
-  const cache = CONFIG_DEFAULTS.max_cached_workflows;
   const n = QUICK ? 100 : 1000;
+  const variants = heapVariants();
   const points = await memoryProfile({
     counts: [n],
     caches: [],
-    variants: [
-      { label: "heap growing V8's own (0, the default)", cache },
-      { label: 'heap growing 50%', cache, env: { DISPATCH_HEAP_GROWING_PERCENT: '50' } },
-    ],
+    variants: variants.map((x) => ({
+      label: x.label,
+      cache: x.cache,
+      env: {
+        DISPATCH_HEAP_GROWING_PERCENT: String(x.heap_growing_percent),
+        ...(x.malloc_arena_max === null ? {} : { MALLOC_ARENA_MAX: String(x.malloc_arena_max) }),
+      },
+    })),
+    restartEach: true,
     nodes: QUICK ? 2 : 10,
     leaseS: QUICK ? 10 : 30,
     sliceS: QUICK ? 20 : CONFIG_DEFAULTS.heartbeat_record_interval,
     sampleS: QUICK ? 30 : 60,
     log,
   });
-  results.memory_heap_growing = { points, default_percent: HEAP_GROWING_PERCENT_DEFAULT };
+  results.memory_heap_growing = { points, variants, default_percent: HEAP_GROWING_PERCENT_DEFAULT };
   for (const p of points) {
     table.push({
-      figure: `memory: ${p.tasks} running, cache ${p.cache}, ${p.variant}`,
+      figure: `memory: ${p.tasks} running, ${p.variant}`,
       value: `${p.rss_mb} MB`,
       goal: '-',
       met: null,
@@ -778,12 +810,13 @@ async function workerMemoryHeap(): Promise<void> {
         (p.requeued ? `; ${p.requeued} attempts lost meanwhile` : ''),
     });
   }
-  const def = points.find((p) => p.variant?.endsWith('the default)'));
+  const defLabel = variants.find((x) => x.default)?.label;
+  const def = points.find((p) => p.variant === defLabel);
   if (def && def.tasks >= n * 0.98) {
     results.worker_rss_mb_1000 = {
       tasks: def.tasks,
       rss_mb_max: def.rss_mb,
-      cache,
+      cache: def.cache,
       nodes: QUICK ? 2 : 10,
       heap_growing_percent: HEAP_GROWING_PERCENT_DEFAULT,
     };
@@ -792,7 +825,7 @@ async function workerMemoryHeap(): Promise<void> {
       value: def.rss_mb,
       goal: '<= 300',
       met: def.rss_mb <= 300,
-      note: `default cache ${cache}, heap growing ${HEAP_GROWING_PERCENT_DEFAULT}%`,
+      note: `default settings: ${def.variant}`,
     });
   }
 }
@@ -998,11 +1031,11 @@ function rssGap(res: Record<string, unknown>, n: number): string {
   if (!pts.length)
     return `Not measured in this run (\`npm run bench -- --only worker_memory\` measures ${n.toLocaleString('en')} running tasks).`;
   const def = pts.find((x) => x.cache === CONFIG_DEFAULTS.max_cached_workflows);
-  const heapPts = ((res.memory_heap_growing as { points?: ProfilePoint[] } | undefined)?.points ?? []).filter(
-    (x) => x.tasks >= n * 0.98 && x.tasks <= n,
-  );
-  const heapDefault = heapPts.find((x) => x.variant?.endsWith('the default)'));
-  const heap50 = heapPts.find((x) => x.variant === 'heap growing 50%');
+  const heapRes = res.memory_heap_growing as { points?: ProfilePoint[]; variants?: HeapVariant[] } | undefined;
+  const heapPts = (heapRes?.points ?? []).filter((x) => x.tasks >= n * 0.98 && x.tasks <= n);
+  const defLabel = heapRes?.variants?.find((x) => x.default)?.label;
+  const heapDefault = heapPts.find((x) => (defLabel ? x.variant === defLabel : x.variant?.endsWith('the default)')));
+  const levers = heapPts.filter((x) => x !== heapDefault);
   const slackOf = def && def.main_heap_used_mb !== null ? def : (heapDefault ?? null);
   const t = p?.per_running_task;
   const c = p?.per_cached_workflow;
@@ -1020,9 +1053,14 @@ function rssGap(res: Record<string, unknown>, n: number): string {
     (slackOf
       ? `The largest slack is in the V8 heaps: committed ${Math.round(slackOf.parts_mb.main_heap + slackOf.parts_mb.workflow_heap)} MB for ${Math.round(slackOf.main_heap_used_mb + slackOf.workflow_heap_used_mb)} MB in use${slackOf === def ? '' : ` (${slackOf.tasks} tasks, cache ${slackOf.cache}, ${slackOf.variant ?? ''})`}, because V8 lets a heap grow to up to 4 times its live size between full collections under a steady churn of activations and heartbeats. `
       : '') +
-    (heap50
-      ? `With DISPATCH_HEAP_GROWING_PERCENT=50 (a heap at most 1.5 times its live size), measured in the same run as V8's own: ${heap50.rss_mb} MB, worker CPU ${heap50.cpu_pct ?? '?'}% (see "The heap growing factor" below).`
-      : "What would meet it: a lower heap growing factor (DISPATCH_HEAP_GROWING_PERCENT=50: a heap at most 1.5 times its live size; in a standalone churn test on this machine the peak committed heap fell from 281 to 147 MB), to be measured in the worker with `npm run bench -- --only worker_memory_heap` (same run: V8's own against 50%, memory and CPU) before it becomes the default.")
+    (levers.length
+      ? `Measured in the same run, each a fresh worker over the same tasks (see "The worker's memory levers" below): ` +
+        [heapDefault, ...levers]
+          .filter((x): x is ProfilePoint => !!x)
+          .map((x) => `${x.variant} ${x.rss_mb} MB (worker CPU ${x.cpu_pct ?? '?'}%)`)
+          .join('; ') +
+        '.'
+      : 'What would meet it: a lower heap growing factor (DISPATCH_HEAP_GROWING_PERCENT=50: a heap at most 1.5 times its live size), fewer malloc arenas and a smaller cache, to be measured in the worker with `npm run bench -- --only worker_memory_heap` before any becomes the default.')
   );
 }
 
@@ -1167,16 +1205,20 @@ function profileSection(res: Record<string, unknown>): string[] {
   const heap = res.memory_heap_growing as { points: ProfilePoint[]; default_percent: number } | undefined;
   if (heap) {
     out.push(
-      '### The heap growing factor',
+      "### The worker's memory levers",
       '',
-      'V8 lets a heap grow to up to 4 times what it kept alive before its next full collection (DISPATCH_HEAP_GROWING_PERCENT 0, the default);',
-      '50 lets it grow to 1.5 times. Same run, same tasks, the default cache; `npm run bench -- --only worker_memory_heap`.',
+      'The heap growing factor: V8 lets a heap grow to up to 4 times what it kept alive before its next full collection',
+      '(DISPATCH_HEAP_GROWING_PERCENT 0: V8 chooses); 50 lets it grow to 1.5 times. Malloc arenas: glibc gives each thread',
+      "that contends for the allocator an arena of its own, up to 8 per core (the SDK's Rust core runs a thread pool);",
+      'MALLOC_ARENA_MAX=2 caps them. The cache: max_cached_workflows. Same run, same running tasks, each point a worker',
+      'restarted with that setting (the first one launched the tasks), settled and sampled as in the profile above;',
+      '`npm run bench -- --only worker_memory_heap`.',
       '',
-      '| variant | running tasks | VmRSS MB | main heap committed / used MB | workflow heap committed / used MB | native MB | worker CPU % | attempts lost |',
-      '|---|---|---|---|---|---|---|---|',
+      '| setting | running tasks | VmRSS MB | main heap committed / used MB | workflow heap committed / used MB | external MB | native MB | worker CPU % | attempts lost |',
+      '|---|---|---|---|---|---|---|---|---|',
       ...heap.points.map(
         (x) =>
-          `| ${x.variant} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
+          `| ${x.variant}${(heap as { variants?: HeapVariant[] }).variants?.find((v) => v.label === x.variant)?.default ? ' (the default)' : ''} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.external} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
       ),
       '',
     );
