@@ -172,7 +172,9 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
     const cfg = JSON.parse(readFileSync(c.configPath, 'utf8')) as Record<string, unknown>;
     writeFileSync(c.configPath, JSON.stringify({ ...cfg, max_cached_workflows: v.cache }, null, 2));
     [port] = await freePorts(1);
-    cur.worker = await c.startWorker(undefined, v.env ?? {}, ['--metrics', `127.0.0.1:${port}`]);
+    // A restarted worker runs its start-up sweep before it polls: at 1,000 running tasks one printed
+    // nothing for a minute here, and the helper gave up (2026-12-02).
+    cur.worker = await c.startWorker(undefined, v.env ?? {}, ['--metrics', `127.0.0.1:${port}`], { startTimeoutMs: 600_000 });
     current = v;
   };
   try {

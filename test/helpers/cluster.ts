@@ -83,12 +83,15 @@ export class Cluster {
     return r.stdout;
   }
 
-  /** `dispatch worker`; `where` runs it on another database path and working directory. */
+  /**
+   * `dispatch worker`; `where` runs it on another database path and working directory, and may wait
+   * longer than a minute for it to poll (its start-up sweep over a thousand running tasks takes longer).
+   */
   async startWorker(
     queues?: string,
     env: Record<string, string> = {},
     extraArgs: string[] = [],
-    where: { db?: string; cwd?: string } = {},
+    where: { db?: string; cwd?: string; startTimeoutMs?: number } = {},
   ): Promise<WorkerProc> {
     const logFile = path.join(this.dir, `worker-${this.workers.length}.log`);
     const log = createWriteStream(logFile);
@@ -99,7 +102,8 @@ export class Cluster {
     proc.stderr!.pipe(log);
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      const t = setTimeout(() => reject(new Error(`worker did not start: ${out}`)), 60_000);
+      const waitMs = where.startTimeoutMs ?? 60_000;
+      const t = setTimeout(() => reject(new Error(`worker did not start polling within ${waitMs / 1000} s: ${out}`)), waitMs);
       proc.stdout!.on('data', (b: Buffer) => {
         out += b.toString();
         if (out.includes('dispatch worker polling')) {
