@@ -375,7 +375,10 @@ function idleSegments(events: HistoryEvent[], submitMs: number, startedAtMs: num
 
 /** Workflow and activity tasks of the first short task of a project, from its history. */
 async function roundTripsOf(c: Cluster, id: string): Promise<RoundTrips> {
-  const h = await c.client.workflow.getHandle(`task-${id}`).fetchHistory();
+  // Once the run has closed: its row is booked by an activity, before the last workflow task.
+  const handle = c.client.workflow.getHandle(`task-${id}`);
+  await handle.result().catch(() => undefined);
+  const h = await handle.fetchHistory();
   return countRoundTrips(h.events ?? []);
 }
 
