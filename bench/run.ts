@@ -761,22 +761,28 @@ interface HeapVariant {
   heap_growing_percent: number;
   /** MALLOC_ARENA_MAX in the worker's environment (null: glibc's own, 8 per core). */
   malloc_arena_max: number | null;
+  /** V8's largest young-generation semi-space in MB (--max-semi-space-size; null: V8's own, 16 on 64-bit). */
+  semi_space_mb: number | null;
   /** What `dispatch worker` does with no environment set. */
   default: boolean;
 }
 
 function heapVariants(): HeapVariant[] {
   const d = CONFIG_DEFAULTS.max_cached_workflows;
-  const v = (cache: number, pct: number, arenas: number | null): HeapVariant => ({
-    label: `cache ${cache}, heap growing ${pct === 0 ? "V8's own" : `${pct}%`}` + (arenas === null ? '' : `, MALLOC_ARENA_MAX=${arenas}`),
+  const v = (cache: number, pct: number, arenas: number | null, semi: number | null = null): HeapVariant => ({
+    label:
+      `cache ${cache}, heap growing ${pct === 0 ? "V8's own" : `${pct}%`}` +
+      (arenas === null ? '' : `, MALLOC_ARENA_MAX=${arenas}`) +
+      (semi === null ? '' : `, semi-space ${semi} MB`),
     cache,
     heap_growing_percent: pct,
     malloc_arena_max: arenas,
-    default: cache === d && pct === HEAP_GROWING_PERCENT_DEFAULT && arenas === null,
+    semi_space_mb: semi,
+    default: cache === d && pct === HEAP_GROWING_PERCENT_DEFAULT && arenas === null && semi === null,
   });
   // The first launches the tasks (the default cache takes a burst of launches), then each one is a
   // fresh worker: from the default down to every lever at once.
-  const list = [v(d, 0, null), v(d, 50, null), v(d, 50, 2), v(50, 50, 2)];
+  const list = [v(d, 0, null), v(d, 50, null), v(d, 50, 2), v(50, 50, 2), v(10, 50, 2), v(10, 50, 2, 1)];
   if (!list.some((x) => x.default)) list.splice(1, 0, v(d, HEAP_GROWING_PERCENT_DEFAULT, null));
   return list;
 }
@@ -798,6 +804,8 @@ async function workerMemoryHeap(): Promise<void> {
       env: {
         DISPATCH_HEAP_GROWING_PERCENT: String(x.heap_growing_percent),
         ...(x.malloc_arena_max === null ? {} : { MALLOC_ARENA_MAX: String(x.malloc_arena_max) }),
+        // Process-wide V8 flag: the SDK's workflow thread, started later, takes it too.
+        ...(x.semi_space_mb === null ? {} : { NODE_OPTIONS: `--max-semi-space-size=${x.semi_space_mb}` }),
       },
     })),
     restartEach: true,
@@ -1221,7 +1229,9 @@ function profileSection(res: Record<string, unknown>): string[] {
       'The heap growing factor: V8 lets a heap grow to up to 4 times what it kept alive before its next full collection',
       '(DISPATCH_HEAP_GROWING_PERCENT 0: V8 chooses); 50 lets it grow to 1.5 times. Malloc arenas: glibc gives each thread',
       "that contends for the allocator an arena of its own, up to 8 per core (the SDK's Rust core runs a thread pool);",
-      'MALLOC_ARENA_MAX=2 caps them. The cache: max_cached_workflows. Same run, same running tasks, each point a worker',
+      'MALLOC_ARENA_MAX=2 caps them. The young generation: V8 keeps up to two semi-spaces of 16 MB per heap committed',
+      '(NODE_OPTIONS=--max-semi-space-size=1 caps them at 1 MB, for the workflow thread too). The cache:',
+      'max_cached_workflows. Same run, same running tasks, each point a worker',
       'restarted with that setting (the first one launched the tasks), settled and sampled as in the profile above;',
       '`npm run bench -- --only worker_memory_heap`.',
       '',

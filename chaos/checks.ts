@@ -135,7 +135,7 @@ export const DEFINITIONS: Record<string, string> = {
   fenced:
     'attempts whose watchdog fenced them (DIR/fenced) at a moment when a partition of their node was in force: proof that a cut-off node stops its own work (expected > 0 when partitions outlast fence_after)',
   wrongly_fenced:
-    'attempts whose watchdog fenced them at any other moment, i.e. while their node was reachable by its supervisor (between a partition start and 10 s after its end counts as cut off)',
+    'attempts whose watchdog fenced them at any other moment, i.e. while their node was reachable by its supervisor (between a partition start and 10 s after its end counts as cut off; an attempt of a forced ghost, fenced after the fault took its supervisor away, is excused and listed as fenced_after_forced_ghost)',
   stray_processes:
     'live (non-zombie) processes with DISPATCH_TASK in their environment and DISPATCH_DIR under this run, after the settle period (15 s grace)',
   recovery_s:
@@ -278,17 +278,26 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
   // ---- fenced, and wrongly fenced
   const fencedOk: string[] = [];
   const fencedWrong: Record<string, unknown>[] = [];
+  const fencedForced: string[] = [];
   for (const r of mine) {
     if (r.fencedAt === null) continue;
     const ms = r.fencedAt * 1000;
     const cut = ctx.outages.some(
       (o) => o.kind === 'partition' && o.node === r.node && ms >= o.fromMs - 1000 && ms <= (o.toMs ?? Date.now()) + 10_000,
     );
+    // A forced ghost has lost its supervisor on purpose (an orphan's workflow is terminated; the
+    // other rules age its row until the reaper takes it): its lease is no longer refreshed, so its
+    // watchdog fencing it before the reaper's kill lands is the design working, not a wrong fence.
+    // Only the attempt alive at the fault is excused: one started afterwards has a supervisor again.
+    const forcedAt = ctx.forced.get(r.task);
     if (cut) fencedOk.push(`${r.task}#${r.attempt}`);
+    else if (forcedAt && r.startedAt !== null && r.startedAt * 1000 <= forcedAt.atMs + 1000 && ms >= forcedAt.atMs - 1000)
+      fencedForced.push(`${r.task}#${r.attempt}`);
     else fencedWrong.push({ task: r.task, attempt: r.attempt, node: r.node, fenced_at: new Date(ms).toISOString() });
   }
   details.fenced = fencedOk;
   details.wrongly_fenced = fencedWrong;
+  info.fenced_after_forced_ghost = fencedForced;
   info.killed_and_excused = killedExcused;
 
   // ---- recovery
