@@ -781,8 +781,8 @@ function heapVariants(): HeapVariant[] {
     default: cache === d && pct === HEAP_GROWING_PERCENT_DEFAULT && arenas === null && semi === null,
   });
   // The first launches the tasks (the default cache takes a burst of launches), then each one is a
-  // fresh worker: from the default down to every lever at once.
-  const list = [v(d, 0, null), v(d, 50, null), v(d, 50, 2), v(50, 50, 2), v(10, 50, 2), v(10, 50, 2, 1)];
+  // fresh worker: V8's own heap growing at the default cache, then the lowest cache with every lever.
+  const list = [v(d, 50, null), v(d, 0, null), v(10, 50, 2), v(10, 50, 2, 1)];
   if (!list.some((x) => x.default)) list.splice(1, 0, v(d, HEAP_GROWING_PERCENT_DEFAULT, null));
   return list;
 }

@@ -17,12 +17,12 @@ import { setFlagsFromString } from 'node:v8';
 import { UserError } from '../common/errors';
 
 /** How far V8 lets a heap grow past what it kept alive at its last full collection, in %; 0: V8 chooses. */
-export const HEAP_GROWING_PERCENT_DEFAULT = 0;
+export const HEAP_GROWING_PERCENT_DEFAULT = 50;
 
 /**
- * Sets V8's heap growing factor for this process from DISPATCH_HEAP_GROWING_PERCENT (default 0: V8
- * chooses, and lets a heap grow to up to 4 times its live size before the next full collection; 50:
- * 1.5 times). Call it before the SDK starts its workflow thread, whose heap takes the same flag.
+ * Sets V8's heap growing factor for this process from DISPATCH_HEAP_GROWING_PERCENT (default 50: a
+ * heap grows to at most 1.5 times its live size before the next full collection; 0: V8 chooses, and
+ * lets it grow to up to 4 times). Call it before the SDK starts its workflow thread, whose heap takes the same flag.
  * Under a steady churn of activations and heartbeats V8's own choice keeps the worker's heaps
  * committed at two to three times what they hold (bench/RESULTS.md, "Worker memory profile"); a
  * lower factor trades that memory for more full collections. Returns the percent in force.
