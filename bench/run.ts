@@ -26,7 +26,7 @@ import { parseKv, parseWrapperStatus } from '../src/shell/status';
 import type { NodeRow } from '../src/common/types';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { LAUNCH_EXIT_WAIT_MS, TASK_QUEUE } from '../src/common/constants';
-import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS } from '../src/workers/memory';
+import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS, WORKFLOW_SEMI_SPACE_MB_DEFAULT } from '../src/workers/memory';
 import { memoryProfile, profileCosts, type ProfilePoint } from './memory';
 
 const args = process.argv.slice(2);
@@ -816,7 +816,12 @@ async function workerMemoryHeap(): Promise<void> {
     sampleS: QUICK ? 30 : 60,
     log,
   });
-  results.memory_heap_growing = { points, variants, default_percent: HEAP_GROWING_PERCENT_DEFAULT };
+  results.memory_heap_growing = {
+    points,
+    variants,
+    default_percent: HEAP_GROWING_PERCENT_DEFAULT,
+    workflow_semi_space_mb: WORKFLOW_SEMI_SPACE_MB_DEFAULT,
+  };
   for (const p of points) {
     table.push({
       figure: `memory: ${p.tasks} running, ${p.variant}`,
@@ -1070,7 +1075,7 @@ function rssGap(res: Record<string, unknown>, n: number): string {
       : '') +
     '. ' +
     (slackOf
-      ? `The largest slack is in the V8 heaps: committed ${Math.round(slackOf.parts_mb.main_heap + slackOf.parts_mb.workflow_heap)} MB for ${Math.round(slackOf.main_heap_used_mb + slackOf.workflow_heap_used_mb)} MB in use${slackOf === def ? '' : ` (${slackOf.tasks} tasks, cache ${slackOf.cache}, ${slackOf.variant ?? ''})`}, because V8 lets a heap grow to up to 4 times its live size between full collections under a steady churn of activations and heartbeats. `
+      ? `The largest slack is in the V8 heaps: committed ${Math.round(slackOf.parts_mb.main_heap + slackOf.parts_mb.workflow_heap)} MB for ${Math.round(slackOf.main_heap_used_mb + slackOf.workflow_heap_used_mb)} MB in use${slackOf === def ? '' : ` (${slackOf.tasks} tasks, ${slackOf.variant ?? `cache ${slackOf.cache}`})`}, because ${(slackOf.variant ?? '').includes("V8's own") || (slackOf === def && !(p as { heap_growing_percent?: number } | undefined)?.heap_growing_percent) ? 'V8 lets a heap grow to up to 4 times its live size' : 'even at this heap growing factor a heap grows past its live size'} between full collections under a steady churn of activations and heartbeats. `
       : '') +
     (levers.length
       ? `Measured in the same run, each a fresh worker over the same tasks (see "The worker's memory levers" below): ` +
@@ -1192,7 +1197,7 @@ function profileSection(res: Record<string, unknown>): string[] {
     "the SDK's workflow thread's V8 heap, read through the in-process inspector (where the workflow cache lives);",
     '`external` Buffers and ArrayBuffers; `native` the rest of the anonymous memory (the Rust core, gRPC, allocator',
     'arenas, thread stacks). Real sleeping tasks on real sshd nodes, one worker process running both queues.',
-    'For each point the worker runs with that cache (max_cached_workflows; 10 is the lowest allowed and the default):',
+    `For each point the worker runs with that cache (max_cached_workflows: 10 is the lowest allowed, ${CONFIG_DEFAULTS.max_cached_workflows} the default):`,
     "the first point of each step is the worker that launched the step's new tasks (a step starts with the cache the",
     'one before ended on), every other point a worker restarted with its cache. It is waited for until it supervises',
     'nearly every running task and its cache is as full as it gets (at most a lease and a slice), then sampled every',
@@ -1215,7 +1220,9 @@ function profileSection(res: Record<string, unknown>): string[] {
     out.push(
       '### Now: supervise slices complete asynchronously through the per-node watcher',
       '',
-      hp ? `With the heap growing factor at ${hp}% (DISPATCH_HEAP_GROWING_PERCENT).` : "With V8's own heap growing (the default).",
+      hp
+        ? `With the heap growing factor at ${hp}% (DISPATCH_HEAP_GROWING_PERCENT${hp === HEAP_GROWING_PERCENT_DEFAULT ? ', the default' : ''}).`
+        : `With V8's own heap growing (DISPATCH_HEAP_GROWING_PERCENT 0${HEAP_GROWING_PERCENT_DEFAULT === 0 ? ', the default' : `; measured before the default became ${HEAP_GROWING_PERCENT_DEFAULT}`}).`,
       '',
       ...profileTable(now),
       '',
@@ -1234,6 +1241,12 @@ function profileSection(res: Record<string, unknown>): string[] {
       'max_cached_workflows. Same run, same running tasks, each point a worker',
       'restarted with that setting (the first one launched the tasks), settled and sampled as in the profile above;',
       '`npm run bench -- --only worker_memory_heap`.',
+      ...((heap as { workflow_semi_space_mb?: number }).workflow_semi_space_mb === undefined
+        ? [
+            '',
+            `Measured before the worker capped its workflow thread's young generation itself (DISPATCH_WORKFLOW_SEMI_SPACE_MB, now ${WORKFLOW_SEMI_SPACE_MB_DEFAULT} MB by default): "the default" below is the default of that run, and the semi-space row is NODE_OPTIONS=--max-semi-space-size=1, which caps both threads.`,
+          ]
+        : []),
       '',
       '| setting | running tasks | VmRSS MB | main heap committed / used MB | workflow heap committed / used MB | external MB | native MB | worker CPU % | attempts lost |',
       '|---|---|---|---|---|---|---|---|---|',
