@@ -773,7 +773,11 @@ function heapVariants(): HeapVariant[] {
     label:
       `cache ${cache}, heap growing ${pct === 0 ? "V8's own" : `${pct}%`}` +
       (arenas === null ? '' : `, MALLOC_ARENA_MAX=${arenas}`) +
-      (semi === null ? '' : `, semi-space ${semi} MB`),
+      (semi !== null
+        ? `, semi-space ${semi} MB (both threads)`
+        : WORKFLOW_SEMI_SPACE_MB_DEFAULT > 0
+          ? `, workflow thread's semi-space ${WORKFLOW_SEMI_SPACE_MB_DEFAULT} MB`
+          : ''),
     cache,
     heap_growing_percent: pct,
     malloc_arena_max: arenas,
@@ -781,8 +785,9 @@ function heapVariants(): HeapVariant[] {
     default: cache === d && pct === HEAP_GROWING_PERCENT_DEFAULT && arenas === null && semi === null,
   });
   // The first launches the tasks (the default cache takes a burst of launches), then each one is a
-  // fresh worker: V8's own heap growing at the default cache, then the lowest cache with every lever.
-  const list = [v(d, 50, null), v(d, 0, null), v(10, 50, 2), v(10, 50, 2, 1)];
+  // fresh worker with the settings the service units give node (docs/SERVICE.md, "Memory"), at the
+  // default cache (the earlier run, kept beside this one, measured them at the lowest).
+  const list = [v(d, HEAP_GROWING_PERCENT_DEFAULT, null), v(d, HEAP_GROWING_PERCENT_DEFAULT, 2, 1)];
   if (!list.some((x) => x.default)) list.splice(1, 0, v(d, HEAP_GROWING_PERCENT_DEFAULT, null));
   return list;
 }
@@ -816,6 +821,11 @@ async function workerMemoryHeap(): Promise<void> {
     sampleS: QUICK ? 30 : 60,
     log,
   });
+  // A run of other settings stays beside this one (the file's earlier run), unless it compared the same ones.
+  const file = previousResults();
+  const prev = file.results?.memory_heap_growing as { variants?: HeapVariant[] } | undefined;
+  const same = (a?: HeapVariant[]): boolean => JSON.stringify(a?.map((x) => x.label)) === JSON.stringify(variants.map((x) => x.label));
+  if (prev && !same(prev.variants)) results.memory_heap_growing_earlier = { ...prev, measured_at: file.measured_at?.worker_memory_heap };
   results.memory_heap_growing = {
     points,
     variants,
@@ -1228,7 +1238,24 @@ function profileSection(res: Record<string, unknown>): string[] {
       '',
     );
   }
-  const heap = res.memory_heap_growing as { points: ProfilePoint[]; default_percent: number } | undefined;
+  type HeapRun = { points: ProfilePoint[]; variants?: HeapVariant[]; workflow_semi_space_mb?: number };
+  const heapTable = (h: HeapRun): string[] => [
+    '| setting | running tasks | VmRSS MB | main heap committed / used MB | workflow heap committed / used MB | external MB | native MB | worker CPU % | attempts lost |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...h.points.map(
+      (x) =>
+        `| ${x.variant}${h.variants?.find((v) => v.label === x.variant)?.default ? ' (the default)' : ''} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.external} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
+    ),
+  ];
+  const beforeNote = (h: HeapRun): string[] =>
+    h.workflow_semi_space_mb === undefined
+      ? [
+          `Measured before the worker capped its workflow thread's young generation itself (DISPATCH_WORKFLOW_SEMI_SPACE_MB, now ${WORKFLOW_SEMI_SPACE_MB_DEFAULT} MB by default): "the default" below is the default of that run, and a semi-space setting is NODE_OPTIONS=--max-semi-space-size, which caps both threads.`,
+          '',
+        ]
+      : [];
+  const heap = res.memory_heap_growing as HeapRun | undefined;
+  const earlier = res.memory_heap_growing_earlier as (HeapRun & { measured_at?: string }) | undefined;
   if (heap) {
     out.push(
       "### The worker's memory levers",
@@ -1237,27 +1264,39 @@ function profileSection(res: Record<string, unknown>): string[] {
       '(DISPATCH_HEAP_GROWING_PERCENT 0: V8 chooses); 50 lets it grow to 1.5 times. Malloc arenas: glibc gives each thread',
       "that contends for the allocator an arena of its own, up to 8 per core (the SDK's Rust core runs a thread pool);",
       'MALLOC_ARENA_MAX=2 caps them. The young generation: V8 keeps up to two semi-spaces of 16 MB per heap committed',
-      '(NODE_OPTIONS=--max-semi-space-size=1 caps them at 1 MB, for the workflow thread too). The cache:',
-      'max_cached_workflows. Same run, same running tasks, each point a worker',
-      'restarted with that setting (the first one launched the tasks), settled and sampled as in the profile above;',
-      '`npm run bench -- --only worker_memory_heap`.',
-      ...((heap as { workflow_semi_space_mb?: number }).workflow_semi_space_mb === undefined
+      '(NODE_OPTIONS=--max-semi-space-size=1 caps them at 1 MB for both threads; the worker caps its workflow',
+      "thread's itself, DISPATCH_WORKFLOW_SEMI_SPACE_MB). The cache: max_cached_workflows. Same run, same running tasks,",
+      'each point a worker restarted with that setting (the first one launched the tasks), settled and sampled as in',
+      'the profile above; `npm run bench -- --only worker_memory_heap`.',
+      '',
+      ...beforeNote(heap),
+      ...heapTable(heap),
+      '',
+      ...(earlier
         ? [
+            `An earlier run of the same comparison${earlier.measured_at ? ` (${earlier.measured_at})` : ''}, with other settings:`,
             '',
-            `Measured before the worker capped its workflow thread's young generation itself (DISPATCH_WORKFLOW_SEMI_SPACE_MB, now ${WORKFLOW_SEMI_SPACE_MB_DEFAULT} MB by default): "the default" below is the default of that run, and the semi-space row is NODE_OPTIONS=--max-semi-space-size=1, which caps both threads.`,
+            ...beforeNote(earlier),
+            ...heapTable(earlier),
+            '',
           ]
         : []),
-      '',
-      '| setting | running tasks | VmRSS MB | main heap committed / used MB | workflow heap committed / used MB | external MB | native MB | worker CPU % | attempts lost |',
-      '|---|---|---|---|---|---|---|---|---|',
-      ...heap.points.map(
-        (x) =>
-          `| ${x.variant}${(heap as { variants?: HeapVariant[] }).variants?.find((v) => v.label === x.variant)?.default ? ' (the default)' : ''} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.external} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
-      ),
-      '',
     );
   }
   return out;
+}
+
+type EarlierResults = { results?: Record<string, unknown>; table?: Row[]; measured_at?: Record<string, string>; duration_s?: number };
+
+/** The results file this run writes, as an earlier run left it (empty when there is none). */
+function previousResults(): EarlierResults {
+  try {
+    return JSON.parse(
+      readFileSync(path.resolve(__dirname, '../../bench', `results${QUICK ? '.quick' : ''}.json`), 'utf8'),
+    ) as EarlierResults;
+  } catch {
+    return {};
+  }
 }
 
 function write(m: Record<string, unknown>, started: number, failures: string[], final: boolean): void {
@@ -1267,14 +1306,7 @@ function write(m: Record<string, unknown>, started: number, failures: string[], 
   const now = new Date().toISOString();
   const ran = SECTION_ORDER.filter(want);
   // `--only`: keep the figures of the sections not re-run from the previous results file.
-  let prev: { results?: Record<string, unknown>; table?: Row[]; measured_at?: Record<string, string>; duration_s?: number } = {};
-  if (ONLY) {
-    try {
-      prev = JSON.parse(readFileSync(file, 'utf8'));
-    } catch {
-      prev = {};
-    }
-  }
+  const prev: EarlierResults = ONLY ? previousResults() : {};
   // Rows of sections that no longer exist (renamed) are dropped, not kept forever.
   // A figure measured by this run replaces the same figure kept from an earlier one.
   const fresh = new Set(table.map((r) => r.figure));
