@@ -129,8 +129,11 @@ describe('self-fencing', () => {
     } finally {
       await node.start();
     }
-    // Back online: the recovery finds nothing left to kill and books the fenced attempt.
-    await c.waitTask('part-1', (t) => t.fenced_attempt === 1, 'fenced attempt booked', 60_000);
+    // Back online: the recovery finds nothing left to kill and books the fenced attempt. Its bound
+    // is the probe schedule's cadence plus a recovery command's 30 s timeout, twice over: a CI run
+    // here saw the probe schedule pause 32 s and the first recovery's listing time out on a
+    // just-restarted sshd, so the next probe round is the one that books it.
+    await c.waitTask('part-1', (t) => t.fenced_attempt === 1, 'fenced attempt booked', 150_000);
     const tasks = JSON.parse(await c.cliOk(['tasks', '--json']));
     const row = tasks.find((t: { id: string }) => t.id === 'part-1');
     assert.equal(row.fenced_attempt, 1);
