@@ -787,9 +787,20 @@ function heapVariants(): HeapVariant[] {
   // The first launches the tasks (the default cache takes a burst of launches), then each one is a
   // fresh worker with the settings the service units give node (docs/SERVICE.md, "Memory"), at the
   // default cache (the earlier run, kept beside this one, measured them at the lowest).
-  const list = [v(d, HEAP_GROWING_PERCENT_DEFAULT, null), v(d, HEAP_GROWING_PERCENT_DEFAULT, 2, 1)];
+  const list = [v(d, HEAP_GROWING_PERCENT_DEFAULT, null), v(d, 50, 2, 1)];
   if (!list.some((x) => x.default)) list.splice(1, 0, v(d, HEAP_GROWING_PERCENT_DEFAULT, null));
   return list;
+}
+
+/** Whether a compared setting is what a bare `dispatch worker` does today (older runs lack semi_space_mb). */
+function isDefaultNow(x: HeapVariant | undefined): boolean {
+  return (
+    !!x &&
+    x.cache === CONFIG_DEFAULTS.max_cached_workflows &&
+    x.heap_growing_percent === HEAP_GROWING_PERCENT_DEFAULT &&
+    x.malloc_arena_max === null &&
+    (x.semi_space_mb ?? null) === null
+  );
 }
 
 /**
@@ -1067,7 +1078,7 @@ function rssGap(res: Record<string, unknown>, n: number): string {
   const def = pts.find((x) => x.cache === CONFIG_DEFAULTS.max_cached_workflows);
   const heapRes = res.memory_heap_growing as { points?: ProfilePoint[]; variants?: HeapVariant[] } | undefined;
   const heapPts = (heapRes?.points ?? []).filter((x) => x.tasks >= n * 0.98 && x.tasks <= n);
-  const defLabel = heapRes?.variants?.find((x) => x.default)?.label;
+  const defLabel = heapRes?.variants?.find(isDefaultNow)?.label;
   const heapDefault = heapPts.find((x) => (defLabel ? x.variant === defLabel : x.variant?.endsWith('the default)')));
   const levers = heapPts.filter((x) => x !== heapDefault);
   const slackOf = def && def.main_heap_used_mb !== null ? def : (heapDefault ?? null);
@@ -1238,22 +1249,15 @@ function profileSection(res: Record<string, unknown>): string[] {
       '',
     );
   }
-  type HeapRun = { points: ProfilePoint[]; variants?: HeapVariant[]; workflow_semi_space_mb?: number };
+  type HeapRun = { points: ProfilePoint[]; variants?: HeapVariant[] };
   const heapTable = (h: HeapRun): string[] => [
     '| setting | running tasks | VmRSS MB | main heap committed / used MB | workflow heap committed / used MB | external MB | native MB | worker CPU % | attempts lost |',
     '|---|---|---|---|---|---|---|---|---|',
     ...h.points.map(
       (x) =>
-        `| ${x.variant}${h.variants?.find((v) => v.label === x.variant)?.default ? ' (the default)' : ''} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.external} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
+        `| ${x.variant}${isDefaultNow(h.variants?.find((v) => v.label === x.variant)) ? ' (the default)' : ''} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.external} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
     ),
   ];
-  const beforeNote = (h: HeapRun): string[] =>
-    h.workflow_semi_space_mb === undefined
-      ? [
-          `Measured before the worker capped its workflow thread's young generation itself (DISPATCH_WORKFLOW_SEMI_SPACE_MB, now ${WORKFLOW_SEMI_SPACE_MB_DEFAULT} MB by default): "the default" below is the default of that run, and a semi-space setting is NODE_OPTIONS=--max-semi-space-size, which caps both threads.`,
-          '',
-        ]
-      : [];
   const heap = res.memory_heap_growing as HeapRun | undefined;
   const earlier = res.memory_heap_growing_earlier as (HeapRun & { measured_at?: string }) | undefined;
   if (heap) {
@@ -1269,14 +1273,12 @@ function profileSection(res: Record<string, unknown>): string[] {
       'each point a worker restarted with that setting (the first one launched the tasks), settled and sampled as in',
       'the profile above; `npm run bench -- --only worker_memory_heap`.',
       '',
-      ...beforeNote(heap),
       ...heapTable(heap),
       '',
       ...(earlier
         ? [
             `An earlier run of the same comparison${earlier.measured_at ? ` (${earlier.measured_at})` : ''}, with other settings:`,
             '',
-            ...beforeNote(earlier),
             ...heapTable(earlier),
             '',
           ]

@@ -17,7 +17,7 @@ import { setFlagsFromString } from 'node:v8';
 import { UserError } from '../common/errors';
 
 /** How far V8 lets a heap grow past what it kept alive at its last full collection, in %; 0: V8 chooses. */
-export const HEAP_GROWING_PERCENT_DEFAULT: number = 50;
+export const HEAP_GROWING_PERCENT_DEFAULT: number = 0;
 
 /** A whole number from an environment variable, within [0, max]; unset or empty gives the default. */
 function envWhole(env: NodeJS.ProcessEnv, name: string, def: number, max: number, what: string): number {
@@ -30,9 +30,9 @@ function envWhole(env: NodeJS.ProcessEnv, name: string, def: number, max: number
 }
 
 /**
- * Sets V8's heap growing factor for this process from DISPATCH_HEAP_GROWING_PERCENT (default 50: a
- * heap grows to at most 1.5 times its live size before the next full collection; 0: V8 chooses, and
- * lets it grow to up to 4 times). Call it before the SDK starts its workflow thread, whose heap takes the same flag.
+ * Sets V8's heap growing factor for this process from DISPATCH_HEAP_GROWING_PERCENT (default 0: V8
+ * chooses, and lets a heap grow to up to 4 times its live size before the next full collection; 50,
+ * which the service units set: at most 1.5 times). Call it before the SDK starts its workflow thread, whose heap takes the same flag.
  * Under a steady churn of activations and heartbeats V8's own choice keeps the worker's heaps
  * committed at two to three times what they hold (bench/RESULTS.md, "Worker memory profile"); a
  * lower factor trades that memory for more full collections. Returns the percent in force.
@@ -44,13 +44,13 @@ export function applyHeapGrowing(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /** The largest young-generation semi-space of the SDK's workflow thread, in MB; 0: V8's own (16). */
-export const WORKFLOW_SEMI_SPACE_MB_DEFAULT: number = 1;
+export const WORKFLOW_SEMI_SPACE_MB_DEFAULT: number = 0;
 
 /**
  * Caps the young generation of the V8 heaps this process creates from now on (the SDK's workflow
- * thread) from DISPATCH_WORKFLOW_SEMI_SPACE_MB (default 1; 0: V8's own, two semi-spaces of up to 16 MB
- * each). V8 sizes a heap's young generation when it creates the heap, so this reaches the workflow
- * thread only if called before the SDK starts it; the main thread's heap is already made (give node
+ * thread) from DISPATCH_WORKFLOW_SEMI_SPACE_MB (default 0: V8's own, two semi-spaces of up to 16 MB
+ * each; the service units give node --max-semi-space-size=1, which caps both threads). V8 sizes a
+ * heap's young generation when it creates the heap, so this reaches the workflow thread only if called before the SDK starts it; the main thread's heap is already made (give node
  * --max-semi-space-size for it, docs/SERVICE.md). Under the workflow thread's churn of short-lived
  * activation objects V8 otherwise keeps the whole 32 MB committed. Returns the MB in force.
  */
