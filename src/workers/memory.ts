@@ -50,7 +50,8 @@ export const WORKFLOW_SEMI_SPACE_MB_DEFAULT: number = 0;
  * Caps the young generation of the V8 heaps this process creates from now on (the SDK's workflow
  * thread) from DISPATCH_WORKFLOW_SEMI_SPACE_MB (default 0: V8's own, two semi-spaces of up to 16 MB
  * each; the service units give node --max-semi-space-size=1, which caps both threads). V8 sizes a
- * heap's young generation when it creates the heap, so this reaches the workflow thread only if called before the SDK starts it; the main thread's heap is already made (give node
+ * heap's young generation when it creates the heap, so this reaches the workflow thread only if
+ * called before the SDK starts it; the main thread's heap is already made (give node
  * --max-semi-space-size for it, docs/SERVICE.md). Under the workflow thread's churn of short-lived
  * activation objects V8 otherwise keeps the whole 32 MB committed. Returns the MB in force.
  */
