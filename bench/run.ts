@@ -26,7 +26,7 @@ import { parseKv, parseWrapperStatus } from '../src/shell/status';
 import type { NodeRow } from '../src/common/types';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { LAUNCH_EXIT_WAIT_MS, TASK_QUEUE } from '../src/common/constants';
-import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS, WORKFLOW_SEMI_SPACE_MB_DEFAULT } from '../src/workers/memory';
+import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS } from '../src/workers/memory';
 import { memoryProfile, profileCosts, type ProfilePoint } from './memory';
 
 const args = process.argv.slice(2);
@@ -773,11 +773,7 @@ function heapVariants(): HeapVariant[] {
     label:
       `cache ${cache}, heap growing ${pct === 0 ? "V8's own" : `${pct}%`}` +
       (arenas === null ? '' : `, MALLOC_ARENA_MAX=${arenas}`) +
-      (semi !== null
-        ? `, semi-space ${semi} MB (both threads)`
-        : WORKFLOW_SEMI_SPACE_MB_DEFAULT > 0
-          ? `, workflow thread's semi-space ${WORKFLOW_SEMI_SPACE_MB_DEFAULT} MB`
-          : ''),
+      (semi === null ? '' : `, semi-space ${semi} MB`),
     cache,
     heap_growing_percent: pct,
     malloc_arena_max: arenas,
@@ -841,7 +837,6 @@ async function workerMemoryHeap(): Promise<void> {
     points,
     variants,
     default_percent: HEAP_GROWING_PERCENT_DEFAULT,
-    workflow_semi_space_mb: WORKFLOW_SEMI_SPACE_MB_DEFAULT,
   };
   for (const p of points) {
     table.push({
@@ -1268,8 +1263,8 @@ function profileSection(res: Record<string, unknown>): string[] {
       '(DISPATCH_HEAP_GROWING_PERCENT 0: V8 chooses); 50 lets it grow to 1.5 times. Malloc arenas: glibc gives each thread',
       "that contends for the allocator an arena of its own, up to 8 per core (the SDK's Rust core runs a thread pool);",
       'MALLOC_ARENA_MAX=2 caps them. The young generation: V8 keeps up to two semi-spaces of 16 MB per heap committed',
-      '(NODE_OPTIONS=--max-semi-space-size=1 caps them at 1 MB for both threads; the worker caps its workflow',
-      "thread's itself, DISPATCH_WORKFLOW_SEMI_SPACE_MB). The cache: max_cached_workflows. Same run, same running tasks,",
+      '(NODE_OPTIONS=--max-semi-space-size=1 caps them at 1 MB, for the workflow thread too). The cache:',
+      'max_cached_workflows. Same run, same running tasks,',
       'each point a worker restarted with that setting (the first one launched the tasks), settled and sampled as in',
       'the profile above; `npm run bench -- --only worker_memory_heap`.',
       '',

@@ -19,46 +19,22 @@ import { UserError } from '../common/errors';
 /** How far V8 lets a heap grow past what it kept alive at its last full collection, in %; 0: V8 chooses. */
 export const HEAP_GROWING_PERCENT_DEFAULT: number = 0;
 
-/** A whole number from an environment variable, within [0, max]; unset or empty gives the default. */
-function envWhole(env: NodeJS.ProcessEnv, name: string, def: number, max: number, what: string): number {
-  const raw = env[name];
-  // Digits only: Number() alone would also take ' 50', '0x32' and '5e1'.
-  const n = raw === undefined || raw === '' ? def : /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(n) || n < 0 || n > max)
-    throw new UserError(`${name}: expected a whole number from ${what} to ${max}, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
 /**
  * Sets V8's heap growing factor for this process from DISPATCH_HEAP_GROWING_PERCENT (default 0: V8
  * chooses, and lets a heap grow to up to 4 times its live size before the next full collection; 50,
- * which the service units set: at most 1.5 times). Call it before the SDK starts its workflow thread, whose heap takes the same flag.
+ * which the service units set: 1.5 times). Call it before the SDK starts its workflow thread, whose heap takes the same flag.
  * Under a steady churn of activations and heartbeats V8's own choice keeps the worker's heaps
  * committed at two to three times what they hold (bench/RESULTS.md, "Worker memory profile"); a
  * lower factor trades that memory for more full collections. Returns the percent in force.
  */
 export function applyHeapGrowing(env: NodeJS.ProcessEnv = process.env): number {
-  const pct = envWhole(env, 'DISPATCH_HEAP_GROWING_PERCENT', HEAP_GROWING_PERCENT_DEFAULT, 1000, '0 (V8 chooses)');
+  const raw = env.DISPATCH_HEAP_GROWING_PERCENT;
+  // Digits only: Number() alone would also take ' 50', '0x32' and '5e1'.
+  const pct = raw === undefined || raw === '' ? HEAP_GROWING_PERCENT_DEFAULT : /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(pct) || pct < 0 || pct > 1000)
+    throw new UserError(`DISPATCH_HEAP_GROWING_PERCENT: expected a whole number from 0 (V8 chooses) to 1000, got ${JSON.stringify(raw)}`);
   if (pct > 0) setFlagsFromString(`--heap-growing-percent=${pct}`);
   return pct;
-}
-
-/** The largest young-generation semi-space of the SDK's workflow thread, in MB; 0: V8's own (16). */
-export const WORKFLOW_SEMI_SPACE_MB_DEFAULT: number = 0;
-
-/**
- * Caps the young generation of the V8 heaps this process creates from now on (the SDK's workflow
- * thread) from DISPATCH_WORKFLOW_SEMI_SPACE_MB (default 0: V8's own, two semi-spaces of up to 16 MB
- * each; the service units give node --max-semi-space-size=1, which caps both threads). V8 sizes a
- * heap's young generation when it creates the heap, so this reaches the workflow thread only if
- * called before the SDK starts it; the main thread's heap is already made (give node
- * --max-semi-space-size for it, docs/SERVICE.md). Under the workflow thread's churn of short-lived
- * activation objects V8 otherwise keeps the whole 32 MB committed. Returns the MB in force.
- */
-export function applyWorkflowSemiSpace(env: NodeJS.ProcessEnv = process.env): number {
-  const mb = envWhole(env, 'DISPATCH_WORKFLOW_SEMI_SPACE_MB', WORKFLOW_SEMI_SPACE_MB_DEFAULT, 64, '0 (V8 chooses)');
-  if (mb > 0) setFlagsFromString(`--max-semi-space-size=${mb}`);
-  return mb;
 }
 
 export interface MemoryParts {

@@ -21,7 +21,7 @@ import { ShellPool } from '../shell/pool';
 import { Store } from '../store/store';
 import { Allocator } from './allocator';
 import { installSdkLogger } from './logger';
-import { applyHeapGrowing, applyWorkflowSemiSpace } from './memory';
+import { applyHeapGrowing } from './memory';
 import { checkSearchAttributes } from './preflight';
 
 export interface WorkerRunOptions {
@@ -89,7 +89,6 @@ function workflowSource(given?: string): Pick<WorkerOptions, 'workflowBundle' | 
 
 export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   applyHeapGrowing();
-  applyWorkflowSemiSpace();
   const metricsAddress = opts.metricsAddress ?? opts.config.metrics_address;
   installSdkLogger(metricsAddress);
   const log = opts.log ?? ((l: string) => console.log(l));

@@ -1,12 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UserError } from '../../src/common/errors';
-import {
-  applyHeapGrowing,
-  applyWorkflowSemiSpace,
-  HEAP_GROWING_PERCENT_DEFAULT,
-  WORKFLOW_SEMI_SPACE_MB_DEFAULT,
-} from '../../src/workers/memory';
+import { applyHeapGrowing, HEAP_GROWING_PERCENT_DEFAULT } from '../../src/workers/memory';
 
 describe('DISPATCH_HEAP_GROWING_PERCENT', () => {
   test('unset or empty: the default; 0: V8 chooses; a whole number up to 1000 is taken', () => {
@@ -21,24 +16,6 @@ describe('DISPATCH_HEAP_GROWING_PERCENT', () => {
       assert.throws(
         () => applyHeapGrowing({ DISPATCH_HEAP_GROWING_PERCENT: bad }),
         (e: unknown) => e instanceof UserError && /DISPATCH_HEAP_GROWING_PERCENT/.test(e.message),
-        bad,
-      );
-  });
-});
-
-describe('DISPATCH_WORKFLOW_SEMI_SPACE_MB', () => {
-  test('unset or empty: the default; 0: V8 chooses; a whole number up to 64 is taken', () => {
-    assert.equal(applyWorkflowSemiSpace({}), WORKFLOW_SEMI_SPACE_MB_DEFAULT);
-    assert.equal(applyWorkflowSemiSpace({ DISPATCH_WORKFLOW_SEMI_SPACE_MB: '' }), WORKFLOW_SEMI_SPACE_MB_DEFAULT);
-    assert.equal(applyWorkflowSemiSpace({ DISPATCH_WORKFLOW_SEMI_SPACE_MB: '0' }), 0);
-    assert.equal(applyWorkflowSemiSpace({ DISPATCH_WORKFLOW_SEMI_SPACE_MB: '8' }), 8);
-  });
-
-  test('anything else is refused with a message that names the variable', () => {
-    for (const bad of ['-1', '65', '1.5', 'small', '0x2', ' 1'])
-      assert.throws(
-        () => applyWorkflowSemiSpace({ DISPATCH_WORKFLOW_SEMI_SPACE_MB: bad }),
-        (e: unknown) => e instanceof UserError && /DISPATCH_WORKFLOW_SEMI_SPACE_MB/.test(e.message),
         bad,
       );
   });
