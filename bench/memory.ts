@@ -10,7 +10,7 @@ import { startCluster, sleep, type Cluster } from '../test/helpers/cluster';
 import { compileConfig } from '../src/config/config';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { TASK_QUEUE } from '../src/common/constants';
-import { MEMORY_PARTS } from '../src/workers/memory';
+import { MEMORY_PARTS, type WORKER_START } from '../src/workers/memory';
 import { freePorts } from '../test/helpers/temporal';
 
 export interface ProfilePoint {
@@ -44,7 +44,12 @@ export interface ProfileVariant {
   label: string;
   cache: number;
   env?: Record<string, string>;
+  /** How the worker's node starts (default NODE_OWN: V8's and glibc's own settings, as the profile measures). */
+  start?: typeof WORKER_START;
 }
+
+/** A worker started with no node flags and no allocator settings. */
+export const NODE_OWN: typeof WORKER_START = { nodeFlags: [], env: {} };
 
 export interface ProfileOptions {
   counts: number[];
@@ -174,7 +179,10 @@ export async function memoryProfile(o: ProfileOptions): Promise<ProfilePoint[]> 
     [port] = await freePorts(1);
     // A restarted worker runs its start-up sweep before it polls: at 1,000 running tasks one printed
     // nothing for a minute here, and the helper gave up (2026-12-02).
-    cur.worker = await c.startWorker(undefined, v.env ?? {}, ['--metrics', `127.0.0.1:${port}`], { startTimeoutMs: 600_000 });
+    cur.worker = await c.startWorker(undefined, v.env ?? {}, ['--metrics', `127.0.0.1:${port}`], {
+      startTimeoutMs: 600_000,
+      start: v.start ?? NODE_OWN,
+    });
     current = v;
   };
   try {

@@ -26,7 +26,7 @@ import { parseKv, parseWrapperStatus } from '../src/shell/status';
 import type { NodeRow } from '../src/common/types';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { LAUNCH_EXIT_WAIT_MS, TASK_QUEUE } from '../src/common/constants';
-import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS } from '../src/workers/memory';
+import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS, WORKER_START } from '../src/workers/memory';
 import { memoryProfile, profileCosts, type ProfilePoint } from './memory';
 
 const args = process.argv.slice(2);
@@ -763,8 +763,19 @@ interface HeapVariant {
   malloc_arena_max: number | null;
   /** V8's largest young-generation semi-space in MB (--max-semi-space-size; null: V8's own, 16 on 64-bit). */
   semi_space_mb: number | null;
-  /** What `dispatch worker` does with no environment set. */
+  /** How the service units, `npm run dev` and the tests start the worker (WORKER_START), at the default cache. */
   default: boolean;
+}
+
+/** The node flags and environment that start a worker with these settings. */
+function startOf(x: Pick<HeapVariant, 'heap_growing_percent' | 'malloc_arena_max' | 'semi_space_mb'>): typeof WORKER_START {
+  return {
+    nodeFlags: [
+      ...(x.semi_space_mb === null ? [] : [`--max-semi-space-size=${x.semi_space_mb}`]),
+      ...(x.heap_growing_percent === 0 ? [] : [`--heap-growing-percent=${x.heap_growing_percent}`]),
+    ],
+    env: x.malloc_arena_max === null ? {} : { MALLOC_ARENA_MAX: String(x.malloc_arena_max) },
+  };
 }
 
 function heapVariants(): HeapVariant[] {
@@ -778,24 +789,24 @@ function heapVariants(): HeapVariant[] {
     heap_growing_percent: pct,
     malloc_arena_max: arenas,
     semi_space_mb: semi,
-    default: cache === d && pct === HEAP_GROWING_PERCENT_DEFAULT && arenas === null && semi === null,
+    default: false,
   });
-  // The first launches the tasks (the default cache takes a burst of launches), then each one is a
-  // fresh worker with the settings the service units give node (docs/SERVICE.md, "Memory"), at the
-  // default cache (the earlier run, kept beside this one, measured them at the lowest).
-  const list = [v(d, HEAP_GROWING_PERCENT_DEFAULT, null), v(d, 50, 2, 1)];
-  if (!list.some((x) => x.default)) list.splice(1, 0, v(d, HEAP_GROWING_PERCENT_DEFAULT, null));
+  // The first launches the tasks (the default cache takes a burst of launches) with node's and
+  // glibc's own settings, then each one is a fresh worker: node's own again, and as the service units
+  // start it (WORKER_START, docs/SERVICE.md "Memory"), both at the default cache (the earlier run,
+  // kept beside this one, measured the levers at the lowest).
+  const list = [v(d, 0, null), v(d, 50, 2, 1)].map((x) => ({ ...x, default: isDefaultNow(x) }));
+  if (!list.some((x) => x.default)) throw new Error('worker_memory_heap: no variant is WORKER_START at the default cache');
   return list;
 }
 
-/** Whether a compared setting is what a bare `dispatch worker` does today (older runs lack semi_space_mb). */
+/** Whether a compared setting is how the worker is started today (WORKER_START at the default cache). */
 function isDefaultNow(x: HeapVariant | undefined): boolean {
+  if (!x || x.cache !== CONFIG_DEFAULTS.max_cached_workflows) return false;
+  const s = startOf({ ...x, semi_space_mb: x.semi_space_mb ?? null });
   return (
-    !!x &&
-    x.cache === CONFIG_DEFAULTS.max_cached_workflows &&
-    x.heap_growing_percent === HEAP_GROWING_PERCENT_DEFAULT &&
-    x.malloc_arena_max === null &&
-    (x.semi_space_mb ?? null) === null
+    JSON.stringify([...s.nodeFlags].sort()) === JSON.stringify([...WORKER_START.nodeFlags].sort()) &&
+    JSON.stringify(s.env) === JSON.stringify(WORKER_START.env)
   );
 }
 
@@ -813,12 +824,8 @@ async function workerMemoryHeap(): Promise<void> {
     variants: variants.map((x) => ({
       label: x.label,
       cache: x.cache,
-      env: {
-        DISPATCH_HEAP_GROWING_PERCENT: String(x.heap_growing_percent),
-        ...(x.malloc_arena_max === null ? {} : { MALLOC_ARENA_MAX: String(x.malloc_arena_max) }),
-        // Process-wide V8 flag: the SDK's workflow thread, started later, takes it too.
-        ...(x.semi_space_mb === null ? {} : { NODE_OPTIONS: `--max-semi-space-size=${x.semi_space_mb}` }),
-      },
+      // Node's start flags reach both of the worker's threads.
+      start: startOf(x),
     })),
     restartEach: true,
     fenceAfterS: QUICK ? undefined : PROFILE_FENCE_AFTER_S,
@@ -858,14 +865,20 @@ async function workerMemoryHeap(): Promise<void> {
       rss_mb_max: def.rss_mb,
       cache: def.cache,
       nodes: QUICK ? 2 : 10,
-      heap_growing_percent: HEAP_GROWING_PERCENT_DEFAULT,
+      node_flags: WORKER_START.nodeFlags,
+      env: WORKER_START.env,
     };
+    const own = points.find((p) => p.variant !== defLabel && p.variant?.includes("V8's own"));
     table.push({
       figure: `worker_rss_mb (${def.tasks} running tasks)`,
       value: def.rss_mb,
       goal: '<= 300',
       met: def.rss_mb <= 300,
-      note: `default settings: ${def.variant}`,
+      note:
+        `the worker as the service units, npm run dev and the tests start it: ${Object.entries(WORKER_START.env)
+          .map(([k, v]) => `${k}=${v} `)
+          .join('')}node ${WORKER_START.nodeFlags.join(' ')}, cache ${def.cache}; worker cpu ${def.cpu_pct ?? '?'}%` +
+        (own ? `; node's own settings in the same run: ${own.rss_mb} MB, worker cpu ${own.cpu_pct ?? '?'}%` : ''),
     });
   }
 }
@@ -1250,7 +1263,7 @@ function profileSection(res: Record<string, unknown>): string[] {
     '|---|---|---|---|---|---|---|---|---|',
     ...h.points.map(
       (x) =>
-        `| ${x.variant}${isDefaultNow(h.variants?.find((v) => v.label === x.variant)) ? ' (the default)' : ''} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.external} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
+        `| ${x.variant}${isDefaultNow(h.variants?.find((v) => v.label === x.variant)) ? ' (how dispatch starts it)' : ''} | ${x.tasks} | ${x.rss_mb} | ${x.parts_mb.main_heap} / ${x.main_heap_used_mb} | ${x.parts_mb.workflow_heap} / ${x.workflow_heap_used_mb} | ${x.parts_mb.external} | ${x.parts_mb.native} | ${x.cpu_pct ?? '?'} | ${x.requeued ?? '?'} |`,
     ),
   ];
   const heap = res.memory_heap_growing as HeapRun | undefined;
@@ -1260,11 +1273,12 @@ function profileSection(res: Record<string, unknown>): string[] {
       "### The worker's memory levers",
       '',
       'The heap growing factor: V8 lets a heap grow to up to 4 times what it kept alive before its next full collection',
-      '(DISPATCH_HEAP_GROWING_PERCENT 0: V8 chooses); 50 lets it grow to 1.5 times. Malloc arenas: glibc gives each thread',
+      "(V8's own); --heap-growing-percent=50 lets it grow to 1.5 times. Malloc arenas: glibc gives each thread",
       "that contends for the allocator an arena of its own, up to 8 per core (the SDK's Rust core runs a thread pool);",
       'MALLOC_ARENA_MAX=2 caps them. The young generation: V8 keeps up to two semi-spaces of 16 MB per heap committed',
-      '(NODE_OPTIONS=--max-semi-space-size=1 caps them at 1 MB, for the workflow thread too). The cache:',
-      'max_cached_workflows. Same run, same running tasks,',
+      "(--max-semi-space-size=1 caps them at 1 MB). The cache: max_cached_workflows. Both flags are given on node's",
+      "command line, so they reach the SDK's workflow thread too; the service units, `npm run dev` and the tests start",
+      'the worker with both and the two arenas (WORKER_START in src/workers/memory.ts). Same run, same running tasks,',
       'each point a worker restarted with that setting (the first one launched the tasks), settled and sampled as in',
       'the profile above; `npm run bench -- --only worker_memory_heap`.',
       '',
@@ -1272,7 +1286,7 @@ function profileSection(res: Record<string, unknown>): string[] {
       '',
       ...(earlier
         ? [
-            `An earlier run of the same comparison${earlier.measured_at ? ` (${earlier.measured_at})` : ''}, with other settings:`,
+            `An earlier run of the same comparison${earlier.measured_at ? ` (${earlier.measured_at})` : ''}, with other settings (then given as DISPATCH_HEAP_GROWING_PERCENT, set at runtime, and NODE_OPTIONS=--max-semi-space-size):`,
             '',
             ...heapTable(earlier),
             '',

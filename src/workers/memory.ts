@@ -21,8 +21,9 @@ export const HEAP_GROWING_PERCENT_DEFAULT: number = 0;
 
 /**
  * Sets V8's heap growing factor for this process from DISPATCH_HEAP_GROWING_PERCENT (default 0: V8
- * chooses, and lets a heap grow to up to 4 times its live size before the next full collection; 50,
- * which the service units set: 1.5 times). Call it before the SDK starts its workflow thread, whose heap takes the same flag.
+ * chooses, and lets a heap grow to up to 4 times its live size before the next full collection; 50:
+ * 1.5 times). An override of node's start flag (WORKER_START), set at runtime: call it before the SDK
+ * starts its workflow thread, whose heap takes the same flag.
  * Under a steady churn of activations and heartbeats V8's own choice keeps the worker's heaps
  * committed at two to three times what they hold (bench/RESULTS.md, "Worker memory profile"); a
  * lower factor trades that memory for more full collections. Returns the percent in force.
@@ -35,6 +36,36 @@ export function applyHeapGrowing(env: NodeJS.ProcessEnv = process.env): number {
     throw new UserError(`DISPATCH_HEAP_GROWING_PERCENT: expected a whole number from 0 (V8 chooses) to 1000, got ${JSON.stringify(raw)}`);
   if (pct > 0) setFlagsFromString(`--heap-growing-percent=${pct}`);
   return pct;
+}
+
+/**
+ * How the worker's node is started: the service units (docs/service/), `npm run dev` and the test
+ * suite's workers all start it this way. Both are V8 flags that only node's command line can give
+ * every thread (NODE_OPTIONS refuses --heap-growing-percent; a flag set at runtime reaches only
+ * isolates created after it): V8 heaps at most 1.5 times their live size, and a young generation of
+ * two 1 MB semi-spaces instead of up to 16 MB each, in the main thread and in the SDK's workflow
+ * thread. `env` is what the units put in the environment (glibc's malloc arenas: 2 instead of 8 per
+ * core; harmless elsewhere). Measured: bench/RESULTS.md, "The worker's memory levers".
+ */
+export const WORKER_START: { readonly nodeFlags: readonly string[]; readonly env: Readonly<Record<string, string>> } = {
+  nodeFlags: ['--max-semi-space-size=1', '--heap-growing-percent=50'],
+  env: { MALLOC_ARENA_MAX: '2' },
+};
+
+/**
+ * The WORKER_START flags this process was not started with (by flag name, from node's command line
+ * or NODE_OPTIONS; DISPATCH_HEAP_GROWING_PERCENT stands in for --heap-growing-percent). Empty: started
+ * as the units start it.
+ */
+export function missingStartFlags(execArgv: readonly string[] = process.execArgv, env: NodeJS.ProcessEnv = process.env): string[] {
+  const given = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)]
+    .filter((a) => a.startsWith('--'))
+    .map((a) => a.split('=')[0]!.replace(/_/g, '-'));
+  return WORKER_START.nodeFlags.filter((f) => {
+    const name = f.split('=')[0]!;
+    if (name === '--heap-growing-percent' && (env.DISPATCH_HEAP_GROWING_PERCENT ?? '') !== '') return false;
+    return !given.includes(name);
+  });
 }
 
 export interface MemoryParts {

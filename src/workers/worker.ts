@@ -21,7 +21,7 @@ import { ShellPool } from '../shell/pool';
 import { Store } from '../store/store';
 import { Allocator } from './allocator';
 import { installSdkLogger } from './logger';
-import { applyHeapGrowing } from './memory';
+import { applyHeapGrowing, missingStartFlags, WORKER_START } from './memory';
 import { checkSearchAttributes } from './preflight';
 
 export interface WorkerRunOptions {
@@ -178,6 +178,12 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
     const build = opts.buildId ? `; build ${opts.deploymentName ?? DEPLOYMENT_NAME_DEFAULT}/${opts.buildId}` : '';
     log(`dispatch worker polling ${opts.queues.join(', ')} on ${describeConnection(t)}${store ? `; db ${opts.dbPath}` : ''}${build}`);
     if (metricsAddress) log(`metrics: http://${metricsAddress}/metrics`);
+    const missing = missingStartFlags();
+    if (missing.length)
+      log(
+        `memory: node was started without ${missing.join(' ')}: V8's own heap settings keep more of its memory committed ` +
+          `(the service units start it as node ${WORKER_START.nodeFlags.join(' ')} bin/dispatch.js worker; docs/SERVICE.md, "Memory")`,
+      );
     opts.onReady?.();
     await Promise.all(workers.map((w) => w.run()));
   } finally {

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isAlive, readProcStat, waitFor } from '../helpers/proc';
 import { freePorts } from '../helpers/temporal';
+import { WORKER_START } from '../../src/workers/memory';
 
 const BIN = path.resolve(__dirname, '../../../bin/dispatch.js');
 
@@ -96,10 +97,11 @@ before(async () => {
   [grpcPort, uiPort] = await freePorts(2);
   dev = spawn(
     process.execPath,
-    [BIN, '--db', dbPath, 'dev', '--port', String(grpcPort), '--ui-port', String(uiPort), '--local-slots', '2'],
+    // As `npm run dev` starts it (package.json).
+    [...WORKER_START.nodeFlags, BIN, '--db', dbPath, 'dev', '--port', String(grpcPort), '--ui-port', String(uiPort), '--local-slots', '2'],
     {
       cwd: dir,
-      env: env(),
+      env: { ...env(), ...WORKER_START.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

@@ -9,6 +9,8 @@ import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { rawDb } from '../helpers/raw-db';
 import { freePorts } from '../helpers/temporal';
 import { Store } from '../../src/store/store';
+import { WORKER_START } from '../../src/workers/memory';
+import { readFileSync } from 'node:fs';
 
 let c: Cluster;
 let url: string;
@@ -131,5 +133,26 @@ describe('metrics', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /DISPATCH_HEAP_GROWING_PERCENT: expected a whole number from 0/);
     assert.doesNotMatch(r.stdout, /dispatch worker polling/);
+  });
+
+  test('a worker started as the service units start it runs with their V8 flags; one started without them says what it lacks', async () => {
+    const first = c.workers[0]!;
+    const cmdline = readFileSync(`/proc/${first.proc.pid}/cmdline`, 'utf8').split('\0');
+    for (const f of WORKER_START.nodeFlags) assert.ok(cmdline.includes(f), `the worker's node runs with ${f}: ${cmdline.join(' ')}`);
+    assert.doesNotMatch(readFileSync(first.logFile, 'utf8'), /memory: node was started without/);
+    // A second worker, on the task queue only (dispatch-db keeps its one writer), with node's own flags.
+    const bare = await c.startWorker('dispatch', {}, [], { start: { nodeFlags: [], env: {} } });
+    try {
+      // Printed right after the polling line, which the helper waits for.
+      let log = '';
+      for (let i = 0; i < 100 && !/memory: node was started without/.test(log); i++) {
+        await sleep(100);
+        log = readFileSync(bare.logFile, 'utf8');
+      }
+      assert.match(log, new RegExp(`memory: node was started without ${WORKER_START.nodeFlags.join(' ')}`));
+      assert.match(log, /docs\/SERVICE\.md, "Memory"/);
+    } finally {
+      await bare.stop();
+    }
   });
 });

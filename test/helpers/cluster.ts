@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { Store } from '../../src/store/store';
 import { connectOptions, resolveConnection } from '../../src/client/connection';
 import type { TaskRow } from '../../src/common/types';
+import { WORKER_START } from '../../src/workers/memory';
 import { startTemporal, type TemporalServer } from './temporal';
 import { startSshd, type SshNode } from './sshd';
 
@@ -86,18 +87,20 @@ export class Cluster {
   /**
    * `dispatch worker`; `where` runs it on another database path and working directory, and may wait
    * longer than a minute for it to poll (its start-up sweep over a thousand running tasks takes longer).
+   * The worker's node starts as the service units start it (WORKER_START), unless `where.start` says otherwise.
    */
   async startWorker(
     queues?: string,
     env: Record<string, string> = {},
     extraArgs: string[] = [],
-    where: { db?: string; cwd?: string; startTimeoutMs?: number } = {},
+    where: { db?: string; cwd?: string; startTimeoutMs?: number; start?: typeof WORKER_START } = {},
   ): Promise<WorkerProc> {
     const logFile = path.join(this.dir, `worker-${this.workers.length}.log`);
     const log = createWriteStream(logFile);
-    const args = [BIN, ...this.globalArgs(where.db), 'worker', ...(queues ? ['--queues', queues] : []), ...extraArgs];
+    const start = where.start ?? WORKER_START;
+    const args = [...start.nodeFlags, BIN, ...this.globalArgs(where.db), 'worker', ...(queues ? ['--queues', queues] : []), ...extraArgs];
     const cwd = where.cwd ?? this.dir;
-    const proc = spawn(process.execPath, args, { env: { ...this.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, args, { env: { ...this.env, ...start.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.pipe(log);
     proc.stderr!.pipe(log);
     await new Promise<void>((resolve, reject) => {
