@@ -27,7 +27,7 @@ import type { NodeRow } from '../src/common/types';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { LAUNCH_EXIT_WAIT_MS, TASK_QUEUE } from '../src/common/constants';
 import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS, WORKER_START } from '../src/workers/memory';
-import { memoryProfile, profileCosts, type ProfilePoint } from './memory';
+import { memoryProfile, NODE_OWN, profileCosts, type ProfilePoint } from './memory';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -384,6 +384,57 @@ async function roundTripsOf(c: Cluster, id: string): Promise<RoundTrips> {
 
 const median = (xs: number[]): number => pct(xs, 50);
 const spread = (xs: number[]): [number, number] => [r2(Math.min(...xs)), r2(Math.max(...xs))];
+
+/**
+ * Idle dispatch latency by how node starts the worker: node's own settings against WORKER_START, in
+ * interleaved rounds, each a fresh worker (warmed up) on the same server and nodes. Says whether the
+ * memory flags cost latency.
+ */
+async function idleLatencyByStart(): Promise<void> {
+  const rounds = QUICK ? 2 : 3;
+  const samples = QUICK ? 8 : 15;
+  const starts: [string, typeof WORKER_START][] = [
+    ["node's own", NODE_OWN],
+    ['WORKER_START', WORKER_START],
+  ];
+  const c = await startCluster({ nodes: 2, slots: 16, config: { lease_s: 10, heartbeat_record_interval: 10 } });
+  const p50s: Record<string, number[]> = Object.fromEntries(starts.map(([k]) => [k, []]));
+  const all: Record<string, number[]> = Object.fromEntries(starts.map(([k]) => [k, []]));
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const [k, start] of starts) {
+        const w = await c.startWorker(undefined, {}, [], { start });
+        try {
+          const tag = `ls${r}${k === 'WORKER_START' ? 'w' : 'n'}`;
+          await idleLatency(c, 3, 'true', `${tag}warm`);
+          const run = await idleLatency(c, samples, 'true', tag);
+          p50s[k]!.push(median(run.ms));
+          all[k]!.push(...run.ms);
+          log(`idle latency, round ${r + 1}, ${k}: p50 ${median(run.ms)} ms`);
+        } finally {
+          await w.stop();
+        }
+      }
+    }
+  } finally {
+    await c.stop();
+  }
+  results.idle_latency_by_start = {
+    rounds,
+    samples_per_round: samples,
+    round_p50_ms: p50s,
+    p50_ms: Object.fromEntries(starts.map(([k]) => [k, median(all[k]!)])),
+    worker_start: WORKER_START,
+  };
+  const [own, ws] = [median(all["node's own"]!), median(all.WORKER_START!)];
+  table.push({
+    figure: `dispatch latency p50, idle, by worker start (${rounds} interleaved rounds of ${samples})`,
+    value: `${ws} ms`,
+    goal: '-',
+    met: null,
+    note: `started as the units start it (WORKER_START) ${ws} ms, rounds ${p50s.WORKER_START!.join(', ')}; node's own settings ${own} ms, rounds ${p50s["node's own"]!.join(', ')}`,
+  });
+}
 
 async function throughput(): Promise<void> {
   const n = QUICK ? 100 : 200;
@@ -1033,6 +1084,17 @@ const fmtPath = (p: Record<string, number> | undefined): string =>
         .join('; ')
     : 'not measured';
 
+/** The paired idle latency by worker start (idle_latency_start), as a sentence; empty when not measured. */
+function byStart(res: Record<string, unknown>): string {
+  const b = res.idle_latency_by_start as
+    { rounds: number; p50_ms: Record<string, number>; round_p50_ms: Record<string, number[]> } | undefined;
+  if (!b) return '';
+  return (
+    `How node starts the worker, in ${b.rounds} interleaved rounds of fresh workers (idle_latency_start): p50 ${b.p50_ms.WORKER_START} ms as the units start it (rounds ${b.round_p50_ms.WORKER_START?.join(', ')}), ` +
+    `${b.p50_ms["node's own"]} ms with node's own settings (rounds ${b.round_p50_ms["node's own"]?.join(', ')}). `
+  );
+}
+
 const GAPS: [RegExp, Gap][] = [
   [
     /dispatch latency p50, idle/,
@@ -1042,6 +1104,7 @@ const GAPS: [RegExp, Gap][] = [
         `Where an idle task's time to running goes, from each one's history (medians, ms): ${fmtPath(d.idle_path_medians_ms as Record<string, number>)}. ` +
         `For a 1 s task, booked running by mark running after a launch that waited the full ${LAUNCH_EXIT_WAIT_MS} ms for an exit: ${fmtPath(d.idle_1s_task_path_medians_ms as Record<string, number>)}. ` +
         'Every step is a round trip to the Temporal dev server or one SSH exec, on 2 cores that the server, the worker and the sshd nodes share. ' +
+        byStart(res) +
         'The start, the first workflow task, the register activity on dispatch-db (which hands out the slot and the node row), the workflow task that runs the launch as a local activity, and the activity that books the row are each needed while dispatch.db has its one writer on its own task queue. ' +
         'Done in this round: a command that ends at once is booked in one step (no mark running, no supervise slice, no separate finish), and the launch and probe scripts fork less. ' +
         'What would meet it: register and book the row in local activities of a worker that holds dispatch.db (submit to running in one workflow task, for single-machine fleets), or a machine where server, worker and nodes do not share 2 cores.'
@@ -1147,6 +1210,7 @@ async function run(): Promise<void> {
     ['sqlite_busy_errors', busyErrors],
     ['recovery_ratio', recovery],
     ['throughput', throughput],
+    ['idle_latency_start', idleLatencyByStart],
     ['throughput_cluster', throughputCluster],
     ['mass_cleanup', massCleanup],
     ['worker_memory', workerMemory],
@@ -1250,8 +1314,8 @@ function profileSection(res: Record<string, unknown>): string[] {
       '### Now: supervise slices complete asynchronously through the per-node watcher',
       '',
       hp
-        ? `With the heap growing factor at ${hp}% (DISPATCH_HEAP_GROWING_PERCENT${hp === HEAP_GROWING_PERCENT_DEFAULT ? ', the default' : ''}).`
-        : `With V8's own heap growing (DISPATCH_HEAP_GROWING_PERCENT 0${HEAP_GROWING_PERCENT_DEFAULT === 0 ? ', the default' : `; measured before the default became ${HEAP_GROWING_PERCENT_DEFAULT}`}).`,
+        ? `With the heap growing factor at ${hp}% (DISPATCH_HEAP_GROWING_PERCENT) and otherwise node's own settings.`
+        : "With node's and glibc's own settings (no start flags): how the service units start the worker is compared with them in \"The worker's memory levers\" below.",
       '',
       ...profileTable(now),
       '',
