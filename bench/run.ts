@@ -1143,7 +1143,16 @@ function rssGap(res: Record<string, unknown>, n: number): string {
   const p = res.memory_profile as ProfileResult | undefined;
   const pts = (p?.points ?? []).filter((x) => x.tasks >= n * 0.98 && x.tasks <= n).sort((a, b) => a.cache - b.cache);
   const stopped = (p as { stopped_3000?: string } | undefined)?.stopped_3000;
-  if (!pts.length && n === 3000 && stopped) return stopped;
+  if (!pts.length && n === 3000 && stopped) {
+    // An estimate, not a measurement: the measured 1,000-task point plus the profile's cost per running task.
+    const at1000 = res.worker_rss_mb_1000 as { rss_mb_max?: number; node_flags?: string[] } | undefined;
+    const perTask = p?.per_running_task?.rss;
+    const estimate =
+      at1000?.rss_mb_max !== undefined && perTask !== undefined && at1000.node_flags
+        ? ` Estimated, not measured: the worker as the units start it held ${at1000.rss_mb_max} MB at 1,000 running tasks; with ${perTask} MB per running task beyond the cache (the profile below, measured with node's own settings), 3,000 would hold about ${Math.round(at1000.rss_mb_max + 2000 * perTask)} MB. What would measure it: nodes that are other machines (or a machine with more cores), since the 12,000 task processes, not the worker, are what saturated this one.`
+        : '';
+    return stopped + estimate;
+  }
   if (!pts.length)
     return `Not measured in this run (\`npm run bench -- --only worker_memory\` measures ${n.toLocaleString('en')} running tasks).`;
   const def = pts.find((x) => x.cache === CONFIG_DEFAULTS.max_cached_workflows);
