@@ -1226,6 +1226,9 @@ async function run(): Promise<void> {
     ['worker_memory_heap', workerMemoryHeap],
     ['history_events_per_hour', historyEvents],
   ];
+  // A section missing from SECTION_ORDER would lose its rows and its measured_at on the next --only run.
+  const unordered = sections.filter(([name]) => !SECTION_ORDER.includes(name));
+  if (unordered.length) throw new Error(`bench sections missing from SECTION_ORDER: ${unordered.map(([n]) => n).join(', ')}`);
   const failures: string[] = [];
   const m = machine();
   for (const [name, fn] of sections) {
@@ -1250,6 +1253,7 @@ const SECTION_ORDER = [
   'sqlite_busy_errors',
   'recovery_ratio',
   'throughput',
+  'idle_latency_start',
   'throughput_cluster',
   'mass_cleanup',
   'worker_memory',
