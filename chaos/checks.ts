@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TaskRow } from '../src/common/types';
-import type { ChaosCtx } from './ctx';
+import { cutsNode, type ChaosCtx } from './ctx';
 import { scanTaskProcs, type LiveProc } from './sampler';
 
 const FINAL = new Set(['completed', 'failed', 'cancelled', 'blocked']);
@@ -135,7 +135,7 @@ export const DEFINITIONS: Record<string, string> = {
   fenced:
     'attempts whose watchdog fenced them (DIR/fenced) at a moment when a partition of their node was in force: proof that a cut-off node stops its own work (expected > 0 when partitions outlast fence_after)',
   wrongly_fenced:
-    'attempts whose watchdog fenced them at any other moment, i.e. while their node was reachable by its supervisor (between a partition start and 10 s after its end counts as cut off; an attempt of a forced ghost, fenced after the fault took its supervisor away, is excused and listed as fenced_after_forced_ghost)',
+    'attempts whose watchdog fenced them at any other moment, i.e. while their node was reachable by its supervisor (between the start of any outage that stops its sshd, a partition or the dispatch-timeout ghost stopping it, and 10 s after its end counts as cut off; an attempt of a forced ghost, fenced after the fault took its supervisor away, is excused and listed as fenced_after_forced_ghost)',
   stray_processes:
     'live (non-zombie) processes with DISPATCH_TASK in their environment and DISPATCH_DIR under this run, after the settle period (15 s grace)',
   recovery_s:
@@ -249,7 +249,7 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
     const forcedAt = ctx.forced.get(r.task);
     if (forcedAt && endMs >= forcedAt.atMs - 1000) why.push('forced_ghost');
     const part = ctx.outages.some(
-      (o) => o.kind === 'partition' && o.node === r.node && r.startedAt! * 1000 <= (o.toMs ?? Date.now()) && endMs >= o.fromMs - 2000,
+      (o) => cutsNode(o) && o.node === r.node && r.startedAt! * 1000 <= (o.toMs ?? Date.now()) && endMs >= o.fromMs - 2000,
     );
     if (part) why.push('partition');
     const cap = row?.max_runtime_s ?? null;
@@ -282,9 +282,9 @@ export async function runChecks(ctx: ChaosCtx, opts: { strayGraceMs: number }): 
   for (const r of mine) {
     if (r.fencedAt === null) continue;
     const ms = r.fencedAt * 1000;
-    const cut = ctx.outages.some(
-      (o) => o.kind === 'partition' && o.node === r.node && ms >= o.fromMs - 1000 && ms <= (o.toMs ?? Date.now()) + 10_000,
-    );
+    // Every outage the harness makes stops the node's sshd (a partition, or the dispatch-timeout
+    // ghost's stopped sshd): no supervisor reaches the node, so its tasks fencing is the design.
+    const cut = ctx.outages.some((o) => cutsNode(o) && o.node === r.node && ms >= o.fromMs - 1000 && ms <= (o.toMs ?? Date.now()) + 10_000);
     // A forced ghost has lost its supervisor on purpose (an orphan's workflow is terminated; the
     // other rules age its row until the reaper takes it): its lease is no longer refreshed, so its
     // watchdog fencing it before the reaper's kill lands is the design working, not a wrong fence.

@@ -22,6 +22,15 @@ export interface ManagedWorker {
 }
 
 /** A window during which a node's sshd was down. */
+/**
+ * Every outage kind stops the node's sshd, so every one is a cut: no supervisor can reach the node
+ * while it lasts, and its tasks fencing themselves then is the design working. (Decided this way
+ * rather than keeping faults off nodes with live tasks: a cut of a busy node is the case worth testing.)
+ */
+export function cutsNode(o: Outage): boolean {
+  return o.kind === 'partition' || o.kind === 'dispatch-timeout-ghost';
+}
+
 export interface Outage {
   node: string;
   kind: 'partition' | 'dispatch-timeout-ghost';
