@@ -316,9 +316,9 @@ export async function partition(ctx: ChaosCtx): Promise<void> {
     ctx.log(`  no task on ${node.name} outlasts fence_after: submitting ${t.id} pinned to it`);
     if (await submitTask(ctx, t)) await poll(() => ctx.task(t.id)?.status === 'running', 60_000, 300);
   }
-  // Longer than fence_after + kill_grace + the reaper's margin: the cut-off tasks fence themselves,
-  // and the reaper requeues them while the node is still away.
-  const fenceS = (ctx.cfg.fence_after || 0) + ctx.cfg.kill_grace + 30;
+  // Longer than outage_tolerance + fence_after + kill_grace + the reaper's margin: the cut-off tasks
+  // fence themselves, and the reaper requeues them while the node is still away.
+  const fenceS = (ctx.cfg.outage_tolerance || 0) + (ctx.cfg.fence_after || 0) + ctx.cfg.kill_grace + 30;
   // (+ one slice on a worker that had not supervised the task: its record starts at that slice.)
   const minMs = ctx.rng.float(Math.max(25_000, (fenceS + 35) * 1000), Math.max(40_000, (fenceS + 50) * 1000));
   ctx.busyNodes.add(node.name);

@@ -108,6 +108,8 @@ function profile(a: Args) {
 const CONFIG = {
   ghost_action: 'requeue',
   fence_after: 20,
+  // The shortest allowed (2 x lease_s): a partition's task may run again about a minute after the cut.
+  outage_tolerance: 10,
   lease_s: 5,
   kill_grace: 2,
   heartbeat_record_interval: 5,

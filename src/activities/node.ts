@@ -3,7 +3,7 @@
  * number of workers on any machine can run them.
  */
 import { CompleteAsyncError, Context, log } from '@temporalio/activity';
-import { LAUNCH_TRY_S } from '../common/constants';
+import { LAUNCH_TRY_S, OUTAGE_TOLERANCE_S_DEFAULT } from '../common/constants';
 import { ActivityFailure } from '../common/failures';
 import { ApplicationFailure } from '@temporalio/common';
 import { NodeConfigError, NodeUnreachableError } from '../common/errors';
@@ -79,9 +79,12 @@ function nodeFailure(e: unknown): never {
   throw e;
 }
 
-/** The probe batcher a worker's watcher uses: one command per node per 100 ms window. */
-export function probeBatcher(pool: ShellPool): ProbeBatcher {
-  return new ProbeBatcher(pool, 100, PROBE_TIMEOUT_MS);
+/**
+ * The probe batcher a worker's watcher uses: one command per node per 100 ms window; nodes' uptime
+ * samples are kept 10 minutes longer than outage_tolerance (`horizonS`).
+ */
+export function probeBatcher(pool: ShellPool, horizonS = OUTAGE_TOLERANCE_S_DEFAULT): ProbeBatcher {
+  return new ProbeBatcher(pool, 100, PROBE_TIMEOUT_MS, () => performance.now(), (horizonS + 600) * 1000);
 }
 
 export function createNodeActivities(deps: {

@@ -3,7 +3,7 @@
  * and Temporal ones on `dispatch`.
  */
 import { EventKind, TaskStatus } from '../common/constants';
-import { log } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -43,7 +43,8 @@ export function createReaperDbActivities(deps: {
   const sweepDeps: SweepDbDeps = { store, client, config, log: (line) => log.info(line), afterApply: () => deps.allocator.kick() };
   return {
     async reaperPlan(o: SweepOverrides): Promise<SweepPlan> {
-      return planStep(sweepDeps, o);
+      // Now on Temporal's clock: when the server scheduled this try (never later than now).
+      return planStep(sweepDeps, o, Context.current().info.currentAttemptScheduledTimestampMs);
     },
     async reaperApply(plan: SweepPlan, kills: Record<string, GhostKill>): Promise<SweepReport> {
       const report = await applyStep(sweepDeps, plan, kills);

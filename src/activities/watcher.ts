@@ -16,14 +16,26 @@
  *   (a retried slice ends sooner, at a random point of its second half, so that a restarted worker's
  *   attempts do not all end their slices together).
  *
- * A cancel (the runtime cap, a cancelled task) reaches the watcher as the answer to a heartbeat; an
- * attempt the server no longer knows (timed out, its workflow gone) is dropped at its next heartbeat.
+ * A cancel (the runtime cap, a cancelled task) reaches the watcher as the answer to a heartbeat.
+ *
+ * Riding through the control plane (docs/FENCE.md): the node's lease is refreshed by whoever watches
+ * the attempt, within the refresh rule of ./refresh.ts: until `horizonS` after the latest request
+ * about it that Temporal acknowledged (counted from when it was sent, on this worker's monotonic
+ * clock). So an entry outlives its slice: a slice that ended (the workflow may book it only minutes
+ * later, behind a backlog), a completion that cannot be delivered (Temporal away), or an activity
+ * the server no longer knows (timed out during an outage; its retry re-attaches on some worker) all
+ * leave the entry `holding`: it keeps probing, and so refreshing, until the horizon passes or a new
+ * slice of the same attempt arrives here. A healthy task thus never fences because Temporal is slow
+ * or away for less than the horizon, and the reaper, counting from Temporal's own times, knows the
+ * latest refresh any worker may still make.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { ActivityCancelledError, ActivityNotFoundError, ActivityPausedError, ActivityResetError } from '@temporalio/client';
 import type { NodeRow, ProcessIdentity } from '../common/types';
 import type { ProbeBatcher } from '../shell/batcher';
 import type { ProbeVerdict } from '../shell/status';
+import { OUTAGE_TOLERANCE_S_DEFAULT } from '../common/constants';
+import { refreshWindow, reportedLeftMs, type RefreshWindow } from './refresh';
 
 /** What the watcher needs of Temporal's async completion client (client.activity). */
 export interface CompletionPort {
@@ -64,6 +76,16 @@ interface Entry {
   done: boolean;
   unreachableSince: number | null;
   leaseAckAt: number;
+  /** When (monotonic ms) the latest request about this attempt that Temporal acknowledged was sent. */
+  ackSentMs: number | null;
+  /** The activity is finished or lost to this worker: only refreshing until the horizon. */
+  holding: boolean;
+  /** The latest probe of the node answered (a request sent meanwhile extends the refresh window). */
+  reachable: boolean;
+  /** The slice's verdict, until its completion is delivered (retried while Temporal is away). */
+  verdict: ProbeVerdict | null;
+  completing: boolean;
+  nextCompleteAt: number;
 }
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
@@ -101,7 +123,11 @@ export class SuperviseWatcher {
    * refresh, carried from one slice to the next (a retry carries it in its heartbeat details).
    */
   private readonly leaseAcks = new BoundedMap<string, number>(100_000);
+  /** Per attempt: when (monotonic ms) this worker sent its latest request about it that Temporal acknowledged. */
+  private readonly acksSent = new BoundedMap<string, number>(100_000);
   private closed = false;
+  private readonly now: () => number;
+  private readonly horizonMs: number;
 
   constructor(
     private readonly deps: {
@@ -110,27 +136,44 @@ export class SuperviseWatcher {
       warn?: Log;
       /** In [0, 1): where in its second half a retried slice ends (Math.random). */
       random?: () => number;
+      /** outage_tolerance, seconds: how long after its latest acknowledged request a worker refreshes. */
+      horizonS?: number;
+      /** This worker's monotonic clock, ms (performance.now()). */
+      now?: () => number;
     },
-  ) {}
+  ) {
+    this.now = deps.now ?? (() => performance.now());
+    this.horizonMs = Math.max(0, (deps.horizonS ?? OUTAGE_TOLERANCE_S_DEFAULT) * 1000);
+  }
 
-  /** Attempts being watched now, over all nodes. */
+  /** Attempts whose slice this worker holds now, over all nodes. */
   get size(): number {
     let n = 0;
-    for (const w of this.nodes.values()) n += w.entries.size;
+    for (const w of this.nodes.values()) for (const e of w.entries) if (!e.holding) n++;
+    return n;
+  }
+
+  /** Attempts whose slice ended or was lost here, still refreshed until their horizon. */
+  get holding(): number {
+    let n = 0;
+    for (const w of this.nodes.values()) for (const e of w.entries) if (e.holding) n++;
     return n;
   }
 
   watch(r: WatchRequest): void {
     if (this.closed) throw ApplicationFailure.retryable('worker is shutting down', 'WorkerShutdown');
-    const now = Date.now();
+    const now = this.now();
     const id = r.identity;
     const key = `${id.taskId}:${id.attempt}:${id.pid}`;
+    // A new slice of an attempt held here replaces the holding entry (its acknowledgement carries on).
+    const held = this.nodes.get(r.node.name);
+    if (held) for (const x of held.entries) if (x.key === key && x.holding) this.drop(x);
     // The latest moment the node may have confirmed a lease refresh (ms, this worker's clock): what
     // the reaper counts the fence from. A retry carries on from the previous try's heartbeat, a later
     // slice on this worker from the one before; otherwise every earlier slice ended before this one
     // began, so now is a safe upper bound until the first probe answers.
     const prevAck = r.previous?.leaseAckAt;
-    const leaseAckAt = typeof prevAck === 'number' && Number.isFinite(prevAck) ? prevAck : (this.leaseAcks.get(key) ?? now);
+    const leaseAckAt = typeof prevAck === 'number' && Number.isFinite(prevAck) ? prevAck : (this.leaseAcks.get(key) ?? Date.now());
     this.leaseAcks.set(key, leaseAckAt);
     const prevUnreach = r.previous?.unreachableSince;
     const maxTickMs = Math.max(FIRST_TICK_MS, Math.floor((r.leaseS * 1000) / 4));
@@ -151,11 +194,19 @@ export class SuperviseWatcher {
       done: false,
       unreachableSince: typeof prevUnreach === 'number' ? prevUnreach : null,
       leaseAckAt,
+      ackSentMs: this.acksSent.get(key) ?? null,
+      holding: false,
+      reachable: false,
+      verdict: null,
+      completing: false,
+      nextCompleteAt: 0,
     };
     let w = this.nodes.get(r.node.name);
     if (!w) {
       const entries = new Set<Entry>();
       const timer = setInterval(() => this.tick(entries), LOOP_MS);
+      // Holding entries alone do not keep a process alive that is otherwise done.
+      timer.unref();
       w = { entries, timer };
       this.nodes.set(r.node.name, w);
     }
@@ -175,7 +226,9 @@ export class SuperviseWatcher {
     }
     await Promise.all(
       all.map((e) => {
+        const was = e.done || e.holding;
         e.done = true;
+        if (was) return undefined;
         return this.deps.completion
           .fail(e.token, ApplicationFailure.retryable('the supervising worker shut down', 'WorkerShutdown'))
           .catch(() => undefined);
@@ -187,7 +240,7 @@ export class SuperviseWatcher {
    *  fails every attempt's probe or heartbeat at once. */
   private readonly warned = new Map<string, { at: number; more: number }>();
   private warnRated(msg: string, fields: Record<string, unknown>): void {
-    const now = Date.now();
+    const now = this.now();
     const w = this.warned.get(msg);
     if (w && now - w.at < 10_000) {
       w.more++;
@@ -197,17 +250,44 @@ export class SuperviseWatcher {
     this.deps.warn?.(msg, w?.more ? { ...fields, similar_since_last: w.more } : fields);
   }
 
-  private details(e: Entry) {
-    return { identity: e.identity, reattached: e.reattached, unreachableSince: e.unreachableSince, leaseAckAt: e.leaseAckAt };
+  /** Heartbeat details; `refreshLeftMs` is what the reaper adds to Temporal's record of them (refresh.ts). */
+  private details(e: Entry, refreshLeftMs: number | null) {
+    return {
+      identity: e.identity,
+      reattached: e.reattached,
+      unreachableSince: e.unreachableSince,
+      leaseAckAt: e.leaseAckAt,
+      refreshLeftMs,
+    };
   }
 
   private tick(entries: Set<Entry>): void {
-    const now = Date.now();
+    const now = this.now();
     for (const e of entries) {
       if (e.done) continue;
-      if (now >= e.nextBeatAt) this.beat(e);
-      if (!e.probing && now >= e.nextProbeAt) this.probe(e);
+      if (!e.holding && now >= e.nextBeatAt) this.beat(e);
+      if (e.verdict && !e.completing && now >= e.nextCompleteAt) this.deliver(e);
+      if (!e.probing && now >= e.nextProbeAt && (e.verdict === null || e.verdict.state === 'running')) this.probe(e);
     }
+  }
+
+  /** Until when (monotonic ms) this worker may refresh the attempt's lease, and from which request; null: not now. */
+  private refreshWindow(e: Entry): RefreshWindow | null {
+    return refreshWindow(e.ackSentMs, this.horizonMs);
+  }
+
+  /** Temporal acknowledged a request about the attempt that was sent at `sentMs`. */
+  private acked(e: Entry, sentMs: number): void {
+    if (e.ackSentMs === null || sentMs > e.ackSentMs) e.ackSentMs = sentMs;
+    this.acksSent.set(e.key, e.ackSentMs);
+  }
+
+  /** The activity is no longer this worker's: refresh only, until the horizon. */
+  private hold(e: Entry): void {
+    e.holding = true;
+    e.verdict = null;
+    e.completing = false;
+    if (this.refreshWindow(e) === null) this.drop(e);
   }
 
   private drop(e: Entry): void {
@@ -223,25 +303,33 @@ export class SuperviseWatcher {
 
   /** The lease: one heartbeat in flight at a time per attempt, on its own clock. */
   private beat(e: Entry): void {
-    e.nextBeatAt = Date.now() + e.beatMs;
-    if (e.beating || e.done) return;
+    const sent = this.now();
+    e.nextBeatAt = sent + e.beatMs;
+    if (e.beating || e.done || e.holding) return;
     e.beating = true;
+    const ext = e.reachable;
     this.deps.completion
-      .heartbeat(e.token, this.details(e))
-      .catch((err: unknown) => {
-        if (e.done) return;
-        if (err instanceof ActivityCancelledError || err instanceof ActivityPausedError || err instanceof ActivityResetError) {
-          // The workflow cancelled this slice (runtime cap, a cancelled task), or an operator paused
-          // or reset the activity: stop watching and say so.
-          this.drop(e);
-          this.deps.completion.reportCancellation(e.token, this.details(e)).catch(() => undefined);
-        } else if (err instanceof ActivityNotFoundError) {
-          // Timed out (a retry supervises it now) or its workflow is gone.
-          this.drop(e);
-        } else {
-          this.warnRated('heartbeat failed', { task: e.identity.taskId, error: (err as Error).message });
-        }
-      })
+      .heartbeat(e.token, this.details(e, reportedLeftMs(sent, e.ackSentMs, this.horizonMs, ext)))
+      .then(
+        () => {
+          if (!e.done && !e.holding && ext) this.acked(e, sent);
+        },
+        (err: unknown) => {
+          if (e.done || e.holding) return;
+          if (err instanceof ActivityCancelledError || err instanceof ActivityPausedError || err instanceof ActivityResetError) {
+            // The workflow cancelled this slice (runtime cap, a cancelled task), or an operator paused
+            // or reset the activity: stop watching and say so.
+            this.drop(e);
+            this.deps.completion.reportCancellation(e.token, this.details(e, 0)).catch(() => undefined);
+          } else if (err instanceof ActivityNotFoundError) {
+            // Timed out (after an outage of Temporal, every overdue slice at once; its retry re-attaches
+            // on some worker) or its workflow is gone: keep the lease until the horizon.
+            this.hold(e);
+          } else {
+            this.warnRated('heartbeat failed', { task: e.identity.taskId, error: (err as Error).message });
+          }
+        },
+      )
       .finally(() => {
         e.beating = false;
       });
@@ -251,53 +339,104 @@ export class SuperviseWatcher {
     if (e.done) return;
     e.probing = true;
     this.deps.batcher
-      .probe(e.node, e.identity)
+      .probe(e.node, e.identity, () => this.refreshWindow(e))
       .then(
         (v) => {
           if (e.done) return;
           const was = e.unreachableSince;
+          const wasReachable = e.reachable;
           e.unreachableSince = null;
-          if (v.state !== 'running') return this.settle(e, v);
+          e.reachable = true;
+          if (v.state !== 'running') {
+            // A holding entry leaves the verdict to whoever holds the slice now.
+            if (e.holding) return this.drop(e);
+            if (e.verdict === null) this.settle(e, v);
+            return;
+          }
           if (v.leaseRefreshed) {
             e.leaseAckAt = Date.now();
             this.leaseAcks.set(e.key, e.leaseAckAt);
             this.beat(e);
-          } else if (was !== null) this.beat(e);
+          } else if (was !== null || !wasReachable) this.beat(e); // a heartbeat now opens (or reopens) the window
         },
         (err: unknown) => {
           if (e.done) return;
           // The watcher is alive even when the node is not; the node probe decides about the node.
+          e.reachable = false;
           if (e.unreachableSince === null) {
             e.unreachableSince = Date.now();
             this.beat(e);
           }
+          if (e.holding) return;
           this.warnRated('probe failed', { node: e.node.name, task: e.identity.taskId, error: (err as Error).message });
         },
       )
       .finally(() => {
         e.probing = false;
         if (e.done) return;
-        const now = Date.now();
-        if (now >= e.untilMs) return this.settle(e, { state: 'running' });
+        const now = this.now();
+        if (e.holding) {
+          const d = this.refreshWindow(e);
+          if (d === null || now >= d.deadlineMs) {
+            this.warnRated('refresh horizon passed: the attempt fences itself unless a supervisor takes it up', {
+              task: e.identity.taskId,
+              attempt: e.identity.attempt,
+              node: e.node.name,
+            });
+            return this.drop(e);
+          }
+        } else if (now >= e.untilMs && e.verdict === null) this.settle(e, { state: 'running' });
         // Once past the fast start, probe on ticks aligned to the clock so that every attempt on a
         // node probes at the same moment and the batcher sends one command for all of them.
-        const next = e.tickMs < e.maxTickMs ? now + e.tickMs : Math.ceil((now + 1) / e.maxTickMs) * e.maxTickMs;
-        e.nextProbeAt = Math.min(next, e.untilMs);
+        const wall = Date.now();
+        const next = e.tickMs < e.maxTickMs ? now + e.tickMs : now + (Math.ceil((wall + 1) / e.maxTickMs) * e.maxTickMs - wall);
+        e.nextProbeAt = e.holding || e.verdict ? next : Math.min(next, e.untilMs);
         e.tickMs = Math.min(e.maxTickMs, e.tickMs * 2);
       });
   }
 
-  /** Completes the slice with its verdict; a completion that cannot be delivered is retried by Temporal. */
+  /**
+   * Completes the slice with its verdict. A completion that cannot be delivered (Temporal away) is
+   * tried again every heartbeat interval, with the heartbeats and probes going on meanwhile; once
+   * delivered (or once Temporal no longer knows the slice), a running attempt is held until the horizon.
+   */
   private settle(e: Entry, v: ProbeVerdict): void {
-    if (e.done) return;
-    this.drop(e);
+    if (e.done || e.holding) return;
+    e.verdict = v;
     if (v.state !== 'running') this.leaseAcks.delete(e.key);
-    this.deps.completion.complete(e.token, v).catch((err: unknown) => {
-      if (err instanceof ActivityNotFoundError) return;
-      this.deps.warn?.('completing a supervise slice failed (it times out and is retried)', {
-        task: e.identity.taskId,
-        error: (err as Error).message,
-      });
-    });
+    this.deliver(e);
+  }
+
+  private deliver(e: Entry): void {
+    const v = e.verdict;
+    if (!v || e.completing || e.done) return;
+    e.completing = true;
+    const sent = this.now();
+    const ext = e.reachable;
+    const result = v.state === 'running' ? { ...v, refreshLeftMs: reportedLeftMs(sent, e.ackSentMs, this.horizonMs, ext) } : v;
+    const after = () => {
+      e.completing = false;
+      if (e.done) return;
+      if (v.state === 'running') this.hold(e);
+      else {
+        this.acksSent.delete(e.key);
+        this.drop(e);
+      }
+    };
+    this.deps.completion.complete(e.token, result).then(
+      () => {
+        if (!e.done && ext) this.acked(e, sent);
+        after();
+      },
+      (err: unknown) => {
+        if (err instanceof ActivityNotFoundError) return after();
+        e.completing = false;
+        e.nextCompleteAt = this.now() + e.beatMs;
+        this.warnRated('completing a supervise slice failed (tried again while the lease holds)', {
+          task: e.identity.taskId,
+          error: (err as Error).message,
+        });
+      },
+    );
   }
 }

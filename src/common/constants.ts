@@ -91,6 +91,14 @@ export const HEARTBEAT_RECORD_S_DEFAULT = 300;
  * and short enough that a partitioned node's task is requeued about 11 minutes after contact ended.
  */
 export const FENCE_AFTER_S_DEFAULT = 600;
+/**
+ * outage_tolerance: how long after its latest request that Temporal acknowledged a worker goes on
+ * refreshing the lease of an attempt it supervises, seconds. A Temporal outage, a backlog of workflow
+ * tasks or a slow server shorter than this (plus fence_after) stops no healthy task; a task on a node
+ * that no supervisor reaches may run again only this much later (src/activities/refresh.ts,
+ * docs/FENCE.md). 30 minutes covers an ordinary self-hosted upgrade or database failover.
+ */
+export const OUTAGE_TOLERANCE_S_DEFAULT = 1800;
 /** Added to fence_after + kill_grace before a task on an unreachable node may run again. */
 export const FENCE_MARGIN_S = 30;
 /**

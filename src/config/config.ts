@@ -13,6 +13,7 @@ import {
   REAP_BATCH_DEFAULT,
   STALE_S_DEFAULT,
   FENCE_AFTER_S_DEFAULT,
+  OUTAGE_TOLERANCE_S_DEFAULT,
   LAUNCH_TIMEOUT_S_DEFAULT,
 } from '../common/constants';
 import { parseDurationSeconds } from '../common/duration';
@@ -85,6 +86,14 @@ export interface DispatchConfig {
    */
   fence_after: number;
   /**
+   * How long a worker that supervises a task goes on refreshing its node's lease after the latest
+   * heartbeat Temporal acknowledged: a Temporal outage, a slow server or a backlog shorter than this
+   * (plus fence_after) kills no healthy task, and a task on a node that no supervisor reaches is
+   * requeued only outage_tolerance + fence_after + kill_grace + a margin after Temporal last heard
+   * of it (docs/FENCE.md). At least 2 x lease_s. @default 1800
+   */
+  outage_tolerance: number;
+  /**
    * How long a launch keeps retrying a node it cannot reach before the attempt is given up. A
    * launch that lost contact may have started its process: the attempt is requeued only once that
    * process has certainly fenced itself. At least 30 s (one try's own timeout). @default 300
@@ -120,6 +129,7 @@ export const CONFIG_DEFAULTS: DispatchConfig = {
   queue_poll_interval: 300,
   history_limit: 2000,
   fence_after: FENCE_AFTER_S_DEFAULT,
+  outage_tolerance: OUTAGE_TOLERANCE_S_DEFAULT,
   launch_timeout: LAUNCH_TIMEOUT_S_DEFAULT,
   web_ui_url: 'http://localhost:8233',
   metrics_address: null,
@@ -150,6 +160,7 @@ const KEYS: Record<keyof DispatchConfig, Kind> = {
   queue_poll_interval: 'duration',
   history_limit: 'posint',
   fence_after: 'duration0',
+  outage_tolerance: 'duration',
   launch_timeout: 'duration',
   web_ui_url: 'url',
   metrics_address: 'hostport',
@@ -270,6 +281,11 @@ export function compileConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     // default follows a long lease; a fence_after given explicitly is refused.
     if (!explicit.has('fence_after')) out.fence_after = 4 * out.lease_s;
     else throw new ConfigError('fence_after', `must be 0 (off) or longer than 2 x lease_s (${2 * out.lease_s}s), got ${out.fence_after}s`);
+  }
+  if (out.outage_tolerance < 2 * out.lease_s) {
+    // Heartbeats renew the horizon every lease_s / 4; a shorter one would let a healthy task fence.
+    if (!explicit.has('outage_tolerance')) out.outage_tolerance = 2 * out.lease_s;
+    else throw new ConfigError('outage_tolerance', `must be at least 2 x lease_s (${2 * out.lease_s}s), got ${out.outage_tolerance}s`);
   }
   if (out.launch_timeout < 30)
     throw new ConfigError('launch_timeout', `must be at least 30s (one try's own timeout), got ${out.launch_timeout}s`);

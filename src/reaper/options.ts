@@ -30,5 +30,6 @@ export function sweepOptions(cfg: DispatchConfig, o: SweepOverrides = {}): Sweep
     fenceAfterS: cfg.fence_after,
     heartbeatRecordS: cfg.heartbeat_record_interval,
     launchTimeoutS: cfg.launch_timeout,
+    outageToleranceS: cfg.outage_tolerance,
   };
 }

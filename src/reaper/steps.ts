@@ -11,7 +11,7 @@ import type { Store } from '../store/store';
 import { driveSweep, summarize, type SweepSteps } from './driver';
 import { sweepOptions, type SweepOverrides } from './options';
 import { applySweep, killGhosts, planSweep, type GhostKill, type SweepPlan, type SweepReport } from './sweep';
-import { stopGhostWorkflows, temporalInspector, temporalLeaseAcks } from './temporal';
+import { stopGhostWorkflows, temporalInspector, temporalRefreshEnd } from './temporal';
 
 export interface SweepDbDeps {
   store: Store;
@@ -23,10 +23,15 @@ export interface SweepDbDeps {
   afterApply?: () => void;
 }
 
-export function planStep(deps: SweepDbDeps, overrides: SweepOverrides): Promise<SweepPlan> {
+/**
+ * `temporalNowMs`: now on Temporal's clock, given by the reaper's plan activity (its scheduled time);
+ * absent in-process, where tasks on unreachable nodes are left to the scheduled reaper.
+ */
+export function planStep(deps: SweepDbDeps, overrides: SweepOverrides, temporalNowMs: number | null = null): Promise<SweepPlan> {
   const inspect = deps.client ? temporalInspector(deps.client) : undefined;
-  const acks = deps.client ? temporalLeaseAcks(deps.client) : undefined;
-  return planSweep(deps.store, sweepOptions(deps.config, overrides), inspect, Date.now(), acks);
+  const o = sweepOptions(deps.config, overrides);
+  const refreshEnd = deps.client ? temporalRefreshEnd(deps.client, deps.config.outage_tolerance) : undefined;
+  return planSweep(deps.store, o, inspect, Date.now(), refreshEnd, temporalNowMs);
 }
 
 /** Books the batch, restarts the workflows of requeued tasks, and logs a line when it did something. */

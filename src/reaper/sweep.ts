@@ -33,13 +33,15 @@ export interface SweepOptions {
   heartbeatRecordS: number;
   /** The configured launch_timeout (absent in inputs from before it existed: the default). */
   launchTimeoutS?: number;
+  /** The configured outage_tolerance (absent in inputs from before it existed: the default). */
+  outageToleranceS?: number;
 }
 
 /** A ghost on an unreachable node left alone until its attempt has certainly fenced itself. */
 export interface FenceWait {
   id: string;
   node: string | null;
-  /** When a new attempt may start (ISO). */
+  /** When a new attempt may start (ISO, Temporal's clock), or why that is not known yet. */
   falls_at: string;
 }
 
@@ -88,8 +90,12 @@ export type Inspect = (workflowIds: string[]) => Promise<Map<string, WorkflowSta
 
 const noInspect: Inspect = async (ids) => new Map(ids.map((i) => [i, 'unknown' as WorkflowState]));
 
-/** The supervise activity's last acknowledged lease refresh (ms) per workflow id, where Temporal knows it. */
-export type LeaseAcks = (workflowIds: string[]) => Promise<Map<string, number | null>>;
+/**
+ * Per workflow id: the latest moment (ms, Temporal's clock) any worker may still refresh its task's
+ * lease (-Infinity: none ever could in this run); `missing` when Temporal does not know the
+ * workflow, `unknown` when it could not be asked (temporalRefreshEnd).
+ */
+export type RefreshEnd = (workflowIds: string[]) => Promise<Map<string, number | 'missing' | 'unknown'>>;
 
 /** Phase 1: find ghosts. Reads only dispatched/running rows (an index range), never the whole table. */
 export async function planSweep(
@@ -97,7 +103,13 @@ export async function planSweep(
   o: SweepOptions,
   inspect: Inspect = noInspect,
   nowMs = Date.now(),
-  leaseAcks?: LeaseAcks,
+  refreshEnd?: RefreshEnd,
+  /**
+   * Now on Temporal's clock (the plan activity's scheduled time, which is never later than now):
+   * what a fence is compared with. null (an in-process sweep): no task on an unreachable node is
+   * requeued, the scheduled reaper does that.
+   */
+  temporalNowMs: number | null = null,
 ): Promise<SweepPlan> {
   const rows = store.activeRows({ project: o.project, ids: o.ids });
   const nodes = new Map(store.listNodes().map((n) => [n.name, n]));
@@ -111,10 +123,14 @@ export async function planSweep(
     heartbeatRecordS: o.heartbeatRecordS,
     fenceAfterS: o.fenceAfterS,
     launchTimeoutS: o.launchTimeoutS,
+    horizonS: o.outageToleranceS,
   };
-  // The supervisors' acks, asked only for the rows that may need them (requeue on an unreachable node).
-  const needAck = o.action === 'requeue' ? rows.filter((r) => r.workflow_id && r.node && nodes.get(r.node)?.status === 'offline') : [];
-  const acks = needAck.length && leaseAcks ? await leaseAcks(needAck.map((r) => r.workflow_id!)) : new Map<string, number | null>();
+  // Temporal's record of each, asked only for the rows that may need it (requeue on an unreachable node).
+  const needContact = o.action === 'requeue' ? rows.filter((r) => r.workflow_id && r.node && nodes.get(r.node)?.status === 'offline') : [];
+  const contacts =
+    needContact.length && refreshEnd
+      ? await refreshEnd(needContact.map((r) => r.workflow_id!))
+      : new Map<string, number | 'missing' | 'unknown'>();
   for (const row of rows) {
     if (ghosts.length >= o.batch) break;
     const node = row.node ? (nodes.get(row.node) ?? null) : null;
@@ -135,11 +151,18 @@ export async function planSweep(
         : null;
     let canRequeue = !isLegacyRow(row) && !!row.command && (row.attempts ?? 0) < (row.max_attempts ?? o.maxAttempts);
     if (canRequeue && o.action === 'requeue' && node?.status === 'offline') {
-      // Its process may still run on the cut-off node: a new attempt waits until it has fenced itself.
-      const falls = fenceFallsAtMs(row, fenceTimes, row.workflow_id ? (acks.get(row.workflow_id) ?? null) : null);
+      // Its process may still run on the cut-off node: a new attempt waits until it has fenced itself,
+      // counted on Temporal's clock from the last refresh any worker may still make (fence.ts).
+      const c: number | 'missing' | 'unknown' = row.workflow_id ? (contacts.get(row.workflow_id) ?? 'unknown') : 'missing';
+      const falls = c === 'unknown' ? undefined : fenceFallsAtMs(row, fenceTimes, typeof c === 'number' ? c : null);
       if (falls === null) canRequeue = false;
-      else if (nowMs < falls) {
-        fenceWaiting.push({ id: row.id, node: row.node, falls_at: new Date(falls).toISOString() });
+      else if (falls === undefined || temporalNowMs === null || temporalNowMs < falls) {
+        const why = falls === undefined ? 'unknown: Temporal could not say when it last heard of the task' : new Date(falls).toISOString();
+        fenceWaiting.push({
+          id: row.id,
+          node: row.node,
+          falls_at: temporalNowMs === null && falls !== undefined ? `${why} (decided by the scheduled reaper)` : why,
+        });
         continue;
       }
     }

@@ -51,12 +51,19 @@ const LOGS = load('logs.sh');
 const BOOT_SUFFIX = load('boot-suffix.sh').trimEnd();
 if (BOOT_SUFFIX.includes('\n')) throw new Error('boot-suffix.sh must be one line: it is appended to a command');
 
-/** probe-many.sh: one line per identity. */
-export function probeManyCommand(ids: readonly Pick<ProcessIdentity, 'dir' | 'pid' | 'starttime' | 'bootId'>[]): string {
+/**
+ * probe-many.sh: one line per identity. `refreshUntilS` is the node uptime (whole seconds) past which
+ * that probe must not refresh the attempt's lease; 0 or absent: read only.
+ */
+export function probeManyCommand(
+  ids: readonly (Pick<ProcessIdentity, 'dir' | 'pid' | 'starttime' | 'bootId'> & { refreshUntilS?: number })[],
+): string {
   const args: (string | number)[] = [];
   for (const id of ids) {
     assertIdentity(id);
-    args.push(id.dir, id.pid, id.starttime, id.bootId);
+    const until = id.refreshUntilS ?? 0;
+    if (!Number.isSafeInteger(until) || until < 0) throw new Error(`invalid refresh limit ${String(until)}`);
+    args.push(id.dir, id.pid, id.starttime, id.bootId, until);
   }
   return buildCommand(PROBE_MANY, 'dispatch-probe-many', args);
 }

@@ -60,7 +60,12 @@ export function parseKv(out: string): Map<string, string> {
 
 export type ProbeVerdict =
   /** leaseRefreshed: the probe renewed the attempt's lease, so its watchdog will not fence it yet. */
-  | { state: 'running'; leaseRefreshed?: boolean }
+  | {
+      state: 'running';
+      leaseRefreshed?: boolean;
+      /** In a slice's result: how long after sending it the supervising worker may still refresh (refresh.ts). */
+      refreshLeftMs?: number | null;
+    }
   /** fencedAt: the attempt's watchdog stopped it (epoch seconds, the node's clock). */
   | { state: 'exited'; exitCode: number; fencedAt?: number }
   | { state: 'vanished'; detail: string };

@@ -104,8 +104,9 @@ export async function runWorker(opts: WorkerRunOptions): Promise<void> {
   const client = new Client({ connection: clientConnection, namespace });
   const pool = new ShellPool();
   const watcher = new SuperviseWatcher({
-    batcher: probeBatcher(pool),
+    batcher: probeBatcher(pool, opts.config.outage_tolerance),
     completion: client.activity,
+    horizonS: opts.config.outage_tolerance,
     warn: (msg, fields) => log(`[dispatch] ${msg} ${JSON.stringify(fields)}`),
   });
   const memMetrics = metricsAddress ? startMemoryMetrics(meter, undefined, () => watcher.size) : null;

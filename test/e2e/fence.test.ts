@@ -22,6 +22,7 @@ before(async () => {
       heartbeat_record_interval: 2,
       kill_grace: 1,
       fence_after: FENCE_S,
+      outage_tolerance: 6,
       ghost_action: 'requeue',
       probe_interval: 2,
       check_interval: 3,

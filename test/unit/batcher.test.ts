@@ -41,11 +41,19 @@ test('probes of many tasks on one node that arrive together cost one shell sessi
     const before = sh.sessionsOpened;
     const batcher = new ProbeBatcher({ get: () => sh } as unknown as ShellPool, 50);
     const node = { name: 'local' } as NodeRow;
-    const verdicts = await Promise.all(ids.map((id) => batcher.probe(node, id)));
+    const far = () => ({ ackSentMs: performance.now(), deadlineMs: performance.now() + 60_000 });
+    // The first probe of a node knows nothing of its clock yet: it reads, and refreshes no lease.
+    const first = await Promise.all(ids.map((id) => batcher.probe(node, id, far)));
     assert.equal(sh.sessionsOpened - before, 1);
-    assert.deepEqual(verdicts[0], { state: 'exited', exitCode: 2 });
-    // A live process's probe also renewed its lease (the watchdog's, src/shell/scripts/watchdog.sh).
+    assert.deepEqual(first[0], { state: 'exited', exitCode: 2 });
+    for (const v of first.slice(1)) assert.deepEqual(v, { state: 'running', leaseRefreshed: false });
+    // From then on a live process's probe renews its lease (the watchdog's, src/shell/scripts/watchdog.sh).
+    const verdicts = await Promise.all(ids.map((id) => batcher.probe(node, id, far)));
+    assert.equal(sh.sessionsOpened - before, 2);
     for (const v of verdicts.slice(1)) assert.deepEqual(v, { state: 'running', leaseRefreshed: true });
+    // Without a deadline, or past it, a probe only reads.
+    for (const v of await Promise.all(ids.slice(1).map((id) => batcher.probe(node, id))))
+      assert.deepEqual(v, { state: 'running', leaseRefreshed: false });
   } finally {
     for (const id of ids.slice(1)) {
       try {
@@ -53,6 +61,35 @@ test('probes of many tasks on one node that arrive together cost one shell sessi
       } catch {
         /* already gone */
       }
+    }
+  }
+});
+
+test('the node itself refuses a refresh that arrives past the deadline, even when the worker let it go', async () => {
+  const sh = new LocalShell('local');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dispatch-batch-late-'));
+  const d = `${dir}/late/attempt-1`;
+  const r = await sh.exec(launchCommand(d, 'late', 1, 'sleep 30', false));
+  const w = parseWrapperStatus(parseKv(r.stdout).get('status') ?? '')!;
+  const id: ProcessIdentity = { node: 'local', dir: d, pid: w.pid, starttime: w.starttime, bootId: w.bootId, taskId: 'late', attempt: 1 };
+  // A worker clock that stands still stands for one that was frozen (or suspended) after its check:
+  // it still believes the deadline is ahead, while the node's uptime has moved on.
+  let frozen = performance.now();
+  const batcher = new ProbeBatcher({ get: () => sh } as unknown as ShellPool, 20, 30_000, () => frozen);
+  const node = { name: 'local' } as NodeRow;
+  try {
+    const win = (ms: number) => () => ({ ackSentMs: frozen + 1, deadlineMs: frozen + ms });
+    await batcher.probe(node, id, win(5_000)); // learns the node's uptime
+    assert.deepEqual(await batcher.probe(node, id, win(5_000)), { state: 'running', leaseRefreshed: true });
+    // The deadline is 2.5 s after the worker's (stopped) clock, but 3.5 s of real time pass first.
+    await new Promise((res) => setTimeout(res, 3_500));
+    assert.deepEqual(await batcher.probe(node, id, win(2_500)), { state: 'running', leaseRefreshed: false });
+    frozen = performance.now();
+  } finally {
+    try {
+      process.kill(-id.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
     }
   }
 });

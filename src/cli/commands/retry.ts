@@ -33,7 +33,13 @@ export function registerRetry(program: Command, run: Run): void {
           // Its last attempt may still run on the cut-off node until its watchdog has fenced it.
           const falls = fenceFallsAtMs(
             row,
-            { killGraceS: cfg.kill_grace, leaseS: cfg.lease_s, heartbeatRecordS: cfg.heartbeat_record_interval, fenceAfterS: 0 },
+            {
+              killGraceS: cfg.kill_grace,
+              leaseS: cfg.lease_s,
+              heartbeatRecordS: cfg.heartbeat_record_interval,
+              fenceAfterS: 0,
+              horizonS: cfg.outage_tolerance,
+            },
             null,
           );
           if (falls === null) {
