@@ -165,9 +165,11 @@ export class SuperviseWatcher {
     const now = this.now();
     const id = r.identity;
     const key = `${id.taskId}:${id.attempt}:${id.pid}`;
-    // A new slice of an attempt held here replaces the holding entry (its acknowledgement carries on).
+    // A new slice of an attempt watched here replaces the old entry: one that was holding, or one whose
+    // activity Temporal has timed out and retried (after an outage) before telling us. Its
+    // acknowledgement carries on (acksSent).
     const held = this.nodes.get(r.node.name);
-    if (held) for (const x of held.entries) if (x.key === key && x.holding) this.drop(x);
+    if (held) for (const x of held.entries) if (x.key === key && x.token !== r.taskToken) this.drop(x);
     // The latest moment the node may have confirmed a lease refresh (ms, this worker's clock): what
     // the reaper counts the fence from. A retry carries on from the previous try's heartbeat, a later
     // slice on this worker from the one before; otherwise every earlier slice ended before this one

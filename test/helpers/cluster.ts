@@ -60,8 +60,8 @@ export class Cluster {
     readonly profile?: string,
   ) {}
 
-  globalArgs(db = this.dbPath): string[] {
-    const temporal = this.profile ? ['--profile', this.profile] : ['--address', this.temporal.address];
+  globalArgs(db = this.dbPath, address = this.temporal.address): string[] {
+    const temporal = this.profile ? ['--profile', this.profile] : ['--address', address];
     return ['--db', db, '--config', this.configPath, ...temporal];
   }
 
@@ -93,12 +93,19 @@ export class Cluster {
     queues?: string,
     env: Record<string, string> = {},
     extraArgs: string[] = [],
-    where: { db?: string; cwd?: string; startTimeoutMs?: number; start?: typeof WORKER_START } = {},
+    where: { db?: string; cwd?: string; startTimeoutMs?: number; start?: typeof WORKER_START; address?: string } = {},
   ): Promise<WorkerProc> {
     const logFile = path.join(this.dir, `worker-${this.workers.length}.log`);
     const log = createWriteStream(logFile);
     const start = where.start ?? WORKER_START;
-    const args = [...start.nodeFlags, BIN, ...this.globalArgs(where.db), 'worker', ...(queues ? ['--queues', queues] : []), ...extraArgs];
+    const args = [
+      ...start.nodeFlags,
+      BIN,
+      ...this.globalArgs(where.db, where.address),
+      'worker',
+      ...(queues ? ['--queues', queues] : []),
+      ...extraArgs,
+    ];
     const cwd = where.cwd ?? this.dir;
     const proc = spawn(process.execPath, args, { env: { ...this.env, ...start.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.pipe(log);
