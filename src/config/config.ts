@@ -81,7 +81,8 @@ export interface DispatchConfig {
   /**
    * Self-fencing: an attempt whose node has not heard from its supervisor for this long stops
    * itself (its watchdog kills the process group), and a task on an unreachable node is requeued
-   * only after fence_after + kill_grace + a margin since its last acknowledged lease refresh.
+   * only after fence_after + kill_grace + a margin since the last refresh any worker may still make
+   * (outage_tolerance after Temporal last heard of it; docs/FENCE.md).
    * 0 turns fencing off (node-offline ghosts are then failed, never requeued). @default 600
    */
   fence_after: number;
