@@ -198,11 +198,15 @@ export async function workerKill(ctx: ChaosCtx): Promise<void> {
 
 // ---------------------------------------------------------------- Temporal
 
-export async function temporalKill(ctx: ChaosCtx, directReap: boolean): Promise<void> {
+/**
+ * SIGKILLs the Temporal dev server and restarts it on the same database. `long`: down for longer
+ * than fence_after (an upgrade, a database failover), which must fence no task (wrongly_fenced).
+ */
+export async function temporalKill(ctx: ChaosCtx, directReap: boolean, long = false): Promise<void> {
   const atMs = Date.now();
-  const downMs = ctx.rng.float(2000, 8000);
+  const downMs = long ? ((ctx.cfg.fence_after || 0) + ctx.rng.float(15, 25)) * 1000 : ctx.rng.float(2000, 8000);
   ctx.log(
-    `FAULT Temporal dev server SIGKILL #${ctx.faults.temporalKills.length + 1}; restart on the same db file in ${(downMs / 1000).toFixed(1)}s${directReap ? ' (and one `dispatch reap --direct` while it is down)' : ''}`,
+    `FAULT Temporal dev server SIGKILL #${ctx.faults.temporalKills.length + 1}${long ? ' (a long outage, past fence_after)' : ''}; restart on the same db file in ${(downMs / 1000).toFixed(1)}s${directReap ? ' (and one `dispatch reap --direct` while it is down)' : ''}`,
   );
   ctx.temporalDown = true;
   ctx.c.temporal.kill9();

@@ -78,6 +78,8 @@ function profile(a: Args) {
     return {
       workerKills: 3,
       temporalKills: 1,
+      // Temporal outages longer than fence_after (the last of the Temporal kills).
+      longTemporalOutages: 0,
       partitions: 1,
       injectMs: 190_000,
       submitMs: 140_000,
@@ -90,6 +92,7 @@ function profile(a: Args) {
   return {
     workerKills: 12,
     temporalKills: 2,
+    longTemporalOutages: 1,
     partitions: 2,
     // Faults start while tasks are still being submitted and end about when the last ones finish.
     injectMs: Math.round(480_000 * Math.max(1, perTask * 0.8)),
@@ -108,7 +111,8 @@ function profile(a: Args) {
 const CONFIG = {
   ghost_action: 'requeue',
   fence_after: 20,
-  // The shortest allowed (2 x lease_s): a partition's task may run again about a minute after the cut.
+  // Quick: the shortest allowed (2 x lease_s), so a partition's task runs again about a minute after
+  // the cut. The full profile sets it past its long Temporal outage (see main).
   outage_tolerance: 10,
   lease_s: 5,
   kill_grace: 2,
@@ -159,6 +163,8 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSig);
   process.on('SIGTERM', onSig);
   try {
+    // A long outage (fence_after + 20 s) must kill nothing: the horizon outlasts it.
+    if (P.longTemporalOutages > 0) CONFIG.outage_tolerance = 60;
     c = await startCluster({ nodes: NODES, slots: SLOTS, config: CONFIG });
     const cfg = compileConfig(JSON.parse(fs.readFileSync(c.configPath, 'utf8')), process.env);
     const prefix = fs.realpathSync(c.dir);
@@ -282,8 +288,10 @@ async function main(): Promise<number> {
         const f = faults[i]!;
         try {
           if (f === 'worker-kill') await workerKill(x);
-          else if (f === 'temporal-kill') await temporalKill(x, temporalKillsDone++ === 0);
-          else if (f === 'partition') await partition(x);
+          else if (f === 'temporal-kill') {
+            const k = temporalKillsDone++;
+            await temporalKill(x, k === 0, k >= P.temporalKills - P.longTemporalOutages);
+          } else if (f === 'partition') await partition(x);
           else if (f.startsWith('ghost:')) await forceGhost(x, f.slice(6) as GhostRuleName);
         } catch (e) {
           x.note(`fault ${f} threw: ${(e as Error).stack ?? e}`);
