@@ -30,7 +30,9 @@ before(async () => {
       check_interval: 3,
     },
   });
-  await c.startWorker();
+  // The books' worker apart, so that it can be held back while the task's worker runs on.
+  await c.startWorker('dispatch');
+  await c.startWorker('dispatch-db');
   await c.cliOk(['schedules', 'apply']);
 });
 after(async () => {
@@ -78,7 +80,7 @@ describe('riding through the control plane', () => {
   });
 
   test('the supervising worker frozen past fence_after: another takes over, nothing fences, nothing runs twice', async () => {
-    const other = await c.startWorker();
+    const other = await c.startWorker('dispatch');
     await c.cliOk(['submit', '--id', 'frozen-1', '--command', marker(70)]);
     const running = await c.waitStatus('frozen-1', 'running');
     await sleep(2000);
@@ -108,5 +110,24 @@ describe('riding through the control plane', () => {
     assert.equal(existsSync(path.join(running.run_dir!, 'fenced')), false, 'not fenced');
     assert.ok(longestGapMs(marks(running.run_dir!)) < 3000, 'the task never stopped');
     assert.ok(other.proc.exitCode === null, 'the other worker is alive');
+  });
+
+  test('a backlog between two slices longer than fence_after (the books worker held back): the task runs on', async () => {
+    await c.cliOk(['submit', '--id', 'backlog-1', '--command', marker(70)]);
+    const running = await c.waitStatus('backlog-1', 'running');
+    await sleep(2000);
+    // Every slice ends after heartbeat_record_interval and waits for the books (recordHeartbeat on
+    // dispatch-db) before the next one starts: nothing supervises the task in between.
+    const db = c.workers[1]!;
+    db.proc.kill('SIGSTOP');
+    try {
+      await sleep(1.5 * FENCE_S * 1000);
+    } finally {
+      db.proc.kill('SIGCONT');
+    }
+    const row = await c.waitStatus('backlog-1', 'completed', 120_000);
+    assert.equal(row.attempts, 1);
+    assert.equal(existsSync(path.join(running.run_dir!, 'fenced')), false, 'not fenced');
+    assert.ok(longestGapMs(marks(running.run_dir!)) < 3000, 'the task never stopped');
   });
 });

@@ -25,7 +25,10 @@ before(async () => {
     slots: 1,
     config: {
       lease_s: 3,
-      heartbeat_record_interval: 2,
+      // Long slices: a worker that lost Temporal goes on probing (and once refreshed) for the rest of
+      // its slice; the bound must hold whatever the slice (the run had 120 s).
+      heartbeat_record_interval: 60,
+      stale_s: 120,
       kill_grace: 1,
       fence_after: FENCE_S,
       outage_tolerance: HORIZON_S,
@@ -53,12 +56,10 @@ function marks(dir: string): number[] {
 describe('partition shapes', () => {
   test('asymmetric: W1 keeps the node but loses Temporal, W2 keeps Temporal but not the node, W1 five minutes slow: no double run', async () => {
     const preload = path.resolve(__dirname, '../helpers/clock-offset.js');
-    const w1 = await c.startWorker(
-      'dispatch',
-      { DISPATCH_TEST_CLOCK_OFFSET_MS: String(-5 * 60_000) },
-      [],
-      { address: proxy.address, start: { nodeFlags: [...WORKER_START.nodeFlags, '--require', preload], env: WORKER_START.env } },
-    );
+    const w1 = await c.startWorker('dispatch', { DISPATCH_TEST_CLOCK_OFFSET_MS: String(-5 * 60_000) }, [], {
+      address: proxy.address,
+      start: { nodeFlags: [...WORKER_START.nodeFlags, '--require', preload], env: WORKER_START.env },
+    });
     // n2 takes no work until the cut, so the task runs on n1 (not pinned: a requeue may use n2).
     await c.cliOk(['node', 'drain', 'n2']);
     await c.cliOk(['submit', '--id', 'asym-1', '--command', MARKER]);
