@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { MARKER, marks } from '../helpers/marks';
 import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { isAlive, listPids } from '../helpers/proc';
 
@@ -34,13 +35,6 @@ before(async () => {
 after(async () => {
   await c?.stop();
 });
-
-/** A command that appends a time stamp (ms) to DIR/marks every 0.1 s. */
-const MARKER = 'while :; do echo "$(date +%s%3N)" >> "$DISPATCH_DIR/marks"; sleep 0.1; done';
-
-function marks(dir: string): number[] {
-  return readFileSync(path.join(dir, 'marks'), 'utf8').split('\n').filter(Boolean).map(Number);
-}
 
 /** The watchdog process of an attempt directory (its argv names the directory). */
 function watchdogOf(dir: string): number | null {

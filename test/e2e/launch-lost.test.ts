@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { MARKER, marks } from '../helpers/marks';
 import { nodeAddArgs, startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { startSshd, type SshNode } from '../helpers/sshd';
 import { ShellPool } from '../../src/shell/pool';
@@ -66,13 +67,6 @@ before(async () => {
 after(async () => {
   await c?.stop();
 });
-
-/** A command that appends a time stamp (ms) to DIR/marks every 0.1 s. */
-const MARKER = 'while :; do echo "$(date +%s%3N)" >> "$DISPATCH_DIR/marks"; sleep 0.1; done';
-
-function marks(dir: string): number[] {
-  return readFileSync(path.join(dir, 'marks'), 'utf8').split('\n').filter(Boolean).map(Number);
-}
 
 async function waitFile(file: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;

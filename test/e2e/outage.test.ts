@@ -6,8 +6,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { markerFor, marks, longestGapMs } from '../helpers/marks';
 import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 
 // Fifteen leases: a frozen worker's open polls may each take a retried slice and hold it for a lease
@@ -39,24 +40,9 @@ after(async () => {
   await c?.stop();
 });
 
-/** Writes a time stamp (ms) to DIR/marks every 0.1 s for `s` seconds, then exits 0. */
-function marker(s: number): string {
-  return `end=$(( $(date +%s) + ${s} )); while [ "$(date +%s)" -lt "$end" ]; do echo "$(date +%s%3N)" >> "$DISPATCH_DIR/marks"; sleep 0.1; done`;
-}
-
-function marks(dir: string): number[] {
-  return readFileSync(path.join(dir, 'marks'), 'utf8').split('\n').filter(Boolean).map(Number);
-}
-
-function longestGapMs(m: number[]): number {
-  let g = 0;
-  for (let i = 1; i < m.length; i++) g = Math.max(g, m[i]! - m[i - 1]!);
-  return g;
-}
-
 describe('riding through the control plane', () => {
   test('Temporal stopped for longer than fence_after and started again on the same database: the task runs on as its one attempt', async () => {
-    await c.cliOk(['submit', '--id', 'outage-1', '--command', marker(85)]);
+    await c.cliOk(['submit', '--id', 'outage-1', '--command', markerFor(85)]);
     const running = await c.waitStatus('outage-1', 'running');
     await sleep(3000);
     const outageS = 1.5 * FENCE_S;
@@ -81,7 +67,7 @@ describe('riding through the control plane', () => {
 
   test('the supervising worker frozen past fence_after: another takes over, nothing fences, nothing runs twice', async () => {
     const other = await c.startWorker('dispatch');
-    await c.cliOk(['submit', '--id', 'frozen-1', '--command', marker(70)]);
+    await c.cliOk(['submit', '--id', 'frozen-1', '--command', markerFor(70)]);
     const running = await c.waitStatus('frozen-1', 'running');
     await sleep(2000);
     const d = await c.client.workflow.getHandle('task-frozen-1').describe();
@@ -113,7 +99,7 @@ describe('riding through the control plane', () => {
   });
 
   test('a backlog between two slices longer than fence_after (the books worker held back): the task runs on', async () => {
-    await c.cliOk(['submit', '--id', 'backlog-1', '--command', marker(70)]);
+    await c.cliOk(['submit', '--id', 'backlog-1', '--command', markerFor(70)]);
     const running = await c.waitStatus('backlog-1', 'running');
     await sleep(2000);
     // Every slice ends after heartbeat_record_interval and waits for the books (recordHeartbeat on

@@ -8,8 +8,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { MARKER, marks } from '../helpers/marks';
 import { startCluster, sleep, type Cluster } from '../helpers/cluster';
 import { startProxy, type Proxy } from '../helpers/proxy';
 import { WORKER_START } from '../../src/workers/memory';
@@ -46,12 +47,6 @@ after(async () => {
   await proxy?.close();
   await c?.stop();
 });
-
-const MARKER = 'while :; do echo "$(date +%s%3N)" >> "$DISPATCH_DIR/marks"; sleep 0.1; done';
-
-function marks(dir: string): number[] {
-  return readFileSync(path.join(dir, 'marks'), 'utf8').split('\n').filter(Boolean).map(Number);
-}
 
 describe('partition shapes', () => {
   test('asymmetric: W1 keeps the node but loses Temporal, W2 keeps Temporal but not the node, W1 five minutes slow: no double run', async () => {
