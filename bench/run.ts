@@ -243,6 +243,74 @@ async function recovery(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- frozen_takeover_ratio
+/**
+ * A worker frozen (SIGSTOP) beside a live one: how long until the live one heartbeats the frozen
+ * one's slice, over lease_s. The supervise attempt at takeover says why it took that long: each
+ * attempt before it is a retry that Temporal handed to one of the frozen worker's open polls.
+ */
+async function frozenTakeover(): Promise<void> {
+  const lease = 5;
+  const c = await startCluster({ nodes: 1, slots: 4, config: { lease_s: lease, heartbeat_record_interval: 30, kill_grace: 1 } });
+  try {
+    await c.startWorker('dispatch-db');
+    const a = await c.startWorker('dispatch');
+    const b = await c.startWorker('dispatch');
+    const samples: number[] = [];
+    const attempts: number[] = [];
+    for (let k = 0; k < (QUICK ? 1 : 3); k++) {
+      const id = `frozen-${k}`;
+      await c.cliOk(['submit', '--id', id, '--command', 'sleep 300']);
+      await c.waitStatus(id, 'running');
+      await sleep(2000);
+      const h = c.client.workflow.getHandle(`task-${id}`);
+      const slice = async () => (await h.describe()).raw.pendingActivities?.find((x) => x.activityType?.name === 'supervise');
+      const who = (await slice())?.lastWorkerIdentity ?? '';
+      const frozen = [a, b].find((w) => who.startsWith(`${w.proc.pid}@`));
+      if (!frozen) throw new Error(`the supervising worker ${who} is not one of the bench's`);
+      frozen.proc.kill('SIGSTOP');
+      const frozenAt = Date.now();
+      let at: number | null = null;
+      let attempt = 0;
+      try {
+        while (Date.now() - frozenAt < 180_000 && at === null) {
+          const pa = await slice();
+          const hb = pa?.lastHeartbeatTime
+            ? Number(pa.lastHeartbeatTime.seconds) * 1000 + Math.floor((pa.lastHeartbeatTime.nanos ?? 0) / 1e6)
+            : 0;
+          if (pa && pa.lastWorkerIdentity !== who && hb > frozenAt) {
+            at = hb;
+            attempt = Number(pa.attempt);
+          } else await sleep(100);
+        }
+      } finally {
+        frozen.proc.kill('SIGCONT');
+      }
+      if (at === null) throw new Error('no heartbeat from the live worker within 180 s');
+      samples.push((at - frozenAt) / 1000);
+      attempts.push(attempt);
+      log(`worker SIGSTOP -> live worker's heartbeat: ${r2((at - frozenAt) / 1000)} s (lease ${lease} s; supervise attempt ${attempt})`);
+      await c.cliOk(['cancel', id, '--wait']);
+    }
+    const med = pct(samples, 50);
+    results.frozen_takeover_ratio = {
+      lease_s: lease,
+      seconds: samples.map(r2),
+      attempts_at_takeover: attempts,
+      ratio_median: r2(med / lease),
+    };
+    table.push({
+      figure: 'frozen_takeover_ratio (median)',
+      value: r2(med / lease),
+      goal: '<= 1.5',
+      met: med / lease <= 1.5,
+      note: `${samples.map(r2).join(', ')} s / ${lease} s lease; supervise attempt at takeover ${attempts.join(', ')}`,
+    });
+  } finally {
+    await c.stop();
+  }
+}
+
 // ---------------------------------------------------------------- throughput
 function taskSpec(id: string, project: string, command: string) {
   return {
@@ -1124,6 +1192,16 @@ const GAPS: [RegExp, Gap][] = [
       "Recovery is the heartbeat timeout plus the retry interval and a restarted worker's start-up; a shorter lease shortens it proportionally.",
   ],
   [
+    /frozen_takeover_ratio/,
+    (res) => {
+      const f = res.frozen_takeover_ratio as { attempts_at_takeover?: number[] } | undefined;
+      return (
+        `The supervise attempt that the live worker got was ${f?.attempts_at_takeover?.join(', ') ?? '?'}: every attempt before it timed out after a lease in one of the frozen worker's open polls, to which Temporal handed the retried slice (a frozen process keeps its long polls open until they time out on the server). ` +
+        'What would meet it: fewer activity polls per worker on the dispatch queue (at most one lease lost per frozen worker), or a takeover that does not go through the activity retry (another worker watching the attempt before the timeout). With the defaults (lease 30 s, fence_after 10 minutes) a frozen worker fences nothing.'
+      );
+    },
+  ],
+  [
     /mass_cleanup/,
     () => 'The batched kill sends one command per node; time is dominated by the grace period of processes that ignore SIGTERM.',
   ],
@@ -1218,6 +1296,7 @@ async function run(): Promise<void> {
     ['sweep_scaling', sweepScaling],
     ['sqlite_busy_errors', busyErrors],
     ['recovery_ratio', recovery],
+    ['frozen_takeover_ratio', frozenTakeover],
     ['throughput', throughput],
     ['idle_latency_start', idleLatencyByStart],
     ['throughput_cluster', throughputCluster],
@@ -1252,6 +1331,7 @@ const SECTION_ORDER = [
   'sweep_scaling',
   'sqlite_busy_errors',
   'recovery_ratio',
+  'frozen_takeover_ratio',
   'throughput',
   'idle_latency_start',
   'throughput_cluster',

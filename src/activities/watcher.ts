@@ -170,10 +170,9 @@ export class SuperviseWatcher {
     // acknowledgement carries on (acksSent).
     const held = this.nodes.get(r.node.name);
     if (held) for (const x of held.entries) if (x.key === key && x.token !== r.taskToken) this.drop(x);
-    // The latest moment the node may have confirmed a lease refresh (ms, this worker's clock): what
-    // the reaper counts the fence from. A retry carries on from the previous try's heartbeat, a later
-    // slice on this worker from the one before; otherwise every earlier slice ended before this one
-    // began, so now is a safe upper bound until the first probe answers.
+    // The latest moment the node confirmed a lease refresh (ms, this worker's wall clock), shown in
+    // the heartbeat details for operators. The reaper no longer counts from it (a wall clock of
+    // another host): it counts from Temporal's records and refreshLeftMs (docs/FENCE.md).
     const prevAck = r.previous?.leaseAckAt;
     const leaseAckAt = typeof prevAck === 'number' && Number.isFinite(prevAck) ? prevAck : (this.leaseAcks.get(key) ?? Date.now());
     this.leaseAcks.set(key, leaseAckAt);
