@@ -243,6 +243,40 @@ async function recovery(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- burst_fenced
+/**
+ * 1,000 submissions at once on the bench's 10 nodes with the product's defaults (fence_after,
+ * outage_tolerance, lease, slice): how many live attempts fenced themselves while the server worked
+ * through the burst (before outage_tolerance, 163 did here). Counted from the nodes' own records.
+ */
+async function burstFenced(): Promise<void> {
+  const n = QUICK ? 100 : 1000;
+  let lost = 0;
+  let fenced = 0;
+  await memoryProfile({
+    counts: [n],
+    caches: [CONFIG_DEFAULTS.max_cached_workflows],
+    variants: [{ label: 'defaults', cache: CONFIG_DEFAULTS.max_cached_workflows, start: WORKER_START }],
+    nodes: QUICK ? 2 : 10,
+    leaseS: CONFIG_DEFAULTS.lease_s,
+    sliceS: CONFIG_DEFAULTS.heartbeat_record_interval,
+    sampleS: QUICK ? 30 : 300,
+    log,
+    lost: (l, f) => {
+      lost = l;
+      fenced = f;
+    },
+  });
+  results.burst_fenced = { tasks: n, fenced, attempts_lost: lost };
+  table.push({
+    figure: `burst_fenced (${n} submissions, defaults)`,
+    value: fenced,
+    goal: '0',
+    met: fenced === 0,
+    note: `${lost} attempts lost in all (fenced or vanished), counted after the burst ran and 5 more minutes`,
+  });
+}
+
 // ---------------------------------------------------------------- frozen_takeover_ratio
 /**
  * A worker frozen (SIGSTOP) beside a live one: how long until the live one heartbeats the frozen
@@ -1297,6 +1331,7 @@ async function run(): Promise<void> {
     ['sqlite_busy_errors', busyErrors],
     ['recovery_ratio', recovery],
     ['frozen_takeover_ratio', frozenTakeover],
+    ['burst_fenced', burstFenced],
     ['throughput', throughput],
     ['idle_latency_start', idleLatencyByStart],
     ['throughput_cluster', throughputCluster],
@@ -1332,6 +1367,7 @@ const SECTION_ORDER = [
   'sqlite_busy_errors',
   'recovery_ratio',
   'frozen_takeover_ratio',
+  'burst_fenced',
   'throughput',
   'idle_latency_start',
   'throughput_cluster',
