@@ -27,6 +27,7 @@ import type { NodeRow } from '../src/common/types';
 import { taskWorkflowInput as workflowInput } from '../src/client/tasks';
 import { LAUNCH_EXIT_WAIT_MS, TASK_QUEUE } from '../src/common/constants';
 import { HEAP_GROWING_PERCENT_DEFAULT, MEMORY_PARTS, WORKER_START } from '../src/workers/memory';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { memoryProfile, NODE_OWN, profileCosts, type ProfilePoint } from './memory';
 
 const args = process.argv.slice(2);
@@ -213,9 +214,7 @@ async function recovery(): Promise<void> {
       while (Date.now() - killedAt < 60_000 && at === null) {
         const d = await h.describe();
         const pa = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'supervise');
-        const hb = pa?.lastHeartbeatTime
-          ? Number(pa.lastHeartbeatTime.seconds) * 1000 + Math.floor((pa.lastHeartbeatTime.nanos ?? 0) / 1e6)
-          : 0;
+        const hb = optionalTsToMs(pa?.lastHeartbeatTime) ?? 0;
         if (pa && Number(pa.attempt) > 1 && hb > killedAt) at = hb;
         else await sleep(100);
       }
@@ -309,9 +308,7 @@ async function frozenTakeover(): Promise<void> {
       try {
         while (Date.now() - frozenAt < 180_000 && at === null) {
           const pa = await slice();
-          const hb = pa?.lastHeartbeatTime
-            ? Number(pa.lastHeartbeatTime.seconds) * 1000 + Math.floor((pa.lastHeartbeatTime.nanos ?? 0) / 1e6)
-            : 0;
+          const hb = optionalTsToMs(pa?.lastHeartbeatTime) ?? 0;
           if (pa && pa.lastWorkerIdentity !== who && hb > frozenAt) {
             at = hb;
             attempt = Number(pa.attempt);
